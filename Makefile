@@ -1,0 +1,36 @@
+# Two entry points for a fresh machine: `make pipeline` and `make test`.
+# Both create .venv from requirements.lock (the tested, fully pinned tree) the first time.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install pipeline test test-fast ui bench clean
+
+$(STAMP): pyproject.toml requirements.lock
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet uv==0.13.9
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements.lock
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Run the whole DVC pipeline (synthetic extract unless params.yaml sets extract.path).
+pipeline: $(STAMP)
+	$(BIN)/dvc repro
+
+## Run the test suite.
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## Quick tests only (no end-to-end runs, no servers, no browser).
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow and not server and not browser" $(PYTEST_ARGS)
+
+## MLflow UI for model reviewers on http://127.0.0.1:5000 over the project's tracking store.
+ui: $(STAMP)
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --default-artifact-root ./mlartifacts --host 127.0.0.1 --port 5000
+
+clean:
+	rm -rf data models/* reports/* mlflow.db mlartifacts
