@@ -72,12 +72,70 @@ class LabelParams(Section):
         return self
 
 
+class NetworkParams(Section):
+    layers: list[str] = ["household", "family", "stairwell", "coworkers", "classmates"]
+    max_group_size: int = Field(5000, ge=2)
+    support_window_weeks: int = Field(52, ge=1, le=260)
+
+
+class FeatureParams(Section):
+    min_group_persons: int = Field(5, ge=1)
+    include_origin: bool = False
+
+
+class LogisticParams(Section):
+    C: float = Field(1.0, gt=0)
+    max_iter: int = Field(1000, ge=10)
+
+
+class GradientBoostingParams(Section):
+    learning_rate: float = Field(0.08, gt=0, le=1)
+    max_iter: int = Field(300, ge=1)
+    max_leaf_nodes: int = Field(31, ge=2)
+    min_samples_leaf: int = Field(40, ge=1)
+    l2_regularization: float = Field(0.0, ge=0)
+
+
+class TrainParams(Section):
+    targets: list[str] = ["exit_26w", "self_sufficient"]
+    test_as_of_count: int = Field(2, ge=1)
+    gap_weeks: int = Field(52, ge=0)
+    models: list[str] = ["logistic", "hist_gradient_boosting"]
+    selection_metric: str = "average_precision"
+    calibration: str = "isotonic"
+    top_k_percent: list[float] = [5, 10, 20]
+    random_state: int = 2015
+    logistic: LogisticParams = LogisticParams()
+    hist_gradient_boosting: GradientBoostingParams = GradientBoostingParams()
+
+
+class AuditParams(Section):
+    top_k_percent: float = Field(10, gt=0, le=100)
+    ratio_bounds: tuple[float, float] = (0.8, 1.25)
+    reference_group: str = "largest"
+    bootstrap_samples: int = Field(200, ge=0)
+    max_train_test_auc_gap: float = Field(0.05, ge=0)
+    fail_on_violation: bool = False
+    compare_with_origin: bool = True
+    random_state: int = 2015
+
+
+class InsightParams(Section):
+    min_subgroup: int = Field(30, ge=1)
+    random_state: int = 2015
+
+
 SECTIONS: dict[str, type[Section]] = {
     "extract": ExtractParams,
     "synthesize": SynthesizeParams,
     "ingest": IngestParams,
     "privacy": PrivacyParams,
     "labels": LabelParams,
+    "network": NetworkParams,
+    "features": FeatureParams,
+    "train": TrainParams,
+    "audit": AuditParams,
+    "insights": InsightParams,
 }
 
 
