@@ -24,7 +24,7 @@ class ExtractParams(Section):
 
 class SynthesizeParams(Section):
     seed: int = Field(2015, ge=0)
-    persons: int = Field(30_000, ge=200, le=10_000_000)
+    persons: int = Field(50_000, ge=200, le=10_000_000)
     first_year: int = Field(2012, ge=2000, le=2030)
     last_year: int = Field(2024, ge=2000, le=2030)
 

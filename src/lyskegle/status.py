@@ -1,0 +1,59 @@
+"""Who was on public support, and who worked, in a window: counts from the ingested runs.
+
+``benefits`` has one row per run of identical DREAM codes (``person_id``, ``code``, ``first_week``,
+``n_weeks``); ``employment`` one row per run of months with work (``person_id``, ``first_month``,
+``n_months``). Windows are half-open ``[start, end)``. Only the part of a run inside the window
+counts, so a window that ends before an as-of date never sees anything after it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from lyskegle.codes import is_public_support
+
+
+def _overlap(first: np.ndarray, length: np.ndarray, start: int, end: int) -> np.ndarray:
+    last = first + length
+    return np.clip(np.minimum(last, end) - np.maximum(first, start), 0, None)
+
+
+def support_weeks_between(benefits: pd.DataFrame, start_week: int, end_week: int) -> pd.Series:
+    """Weeks with a public-support code in ``[start_week, end_week)``, per ``person_id``.
+
+    Persons without any such week are absent from the result (read them as 0).
+    """
+    runs = benefits[is_public_support(benefits["code"].to_numpy())]
+    weeks = _overlap(runs["first_week"].to_numpy("int64"), runs["n_weeks"].to_numpy("int64"), start_week, end_week)
+    counted = pd.Series(weeks, index=runs["person_id"].to_numpy()).loc[lambda s: s > 0]
+    return counted.groupby(level=0, sort=True).sum().rename("support_weeks")
+
+
+def code_in_week(benefits: pd.DataFrame, week: int) -> pd.Series:
+    """The DREAM code each person carried in ``week`` (persons with a blank week are absent)."""
+    first = benefits["first_week"].to_numpy("int64")
+    inside = (first <= week) & (week < first + benefits["n_weeks"].to_numpy("int64"))
+    hits = benefits.loc[inside, ["person_id", "code"]]
+    return hits.drop_duplicates("person_id").set_index("person_id")["code"].sort_index()
+
+
+def on_support_in_week(benefits: pd.DataFrame, week: int) -> pd.Index:
+    """Persons with a public-support code in ``week``."""
+    codes = code_in_week(benefits, week)
+    return codes.index[is_public_support(codes.to_numpy())]
+
+
+def employed_months_between(employment: pd.DataFrame, start_month: int, end_month: int) -> pd.Series:
+    """Months with work in ``[start_month, end_month)``, per ``person_id`` (absent: 0)."""
+    months = _overlap(
+        employment["first_month"].to_numpy("int64"), employment["n_months"].to_numpy("int64"),
+        start_month, end_month,
+    )
+    counted = pd.Series(months, index=employment["person_id"].to_numpy()).loc[lambda s: s > 0]
+    return counted.groupby(level=0, sort=True).sum().rename("employed_months")
+
+
+def employed_in_month(employment: pd.DataFrame, month: int) -> pd.Index:
+    """Persons with work in ``month``."""
+    return employed_months_between(employment, month, month + 1).index

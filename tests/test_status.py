@@ -1,0 +1,39 @@
+import pandas as pd
+
+from lyskegle.status import (
+    code_in_week,
+    employed_in_month,
+    employed_months_between,
+    on_support_in_week,
+    support_weeks_between,
+)
+
+# person a: cash benefit (131) weeks 10-14, then SU (651) weeks 15-16
+# person b: sickness benefit (891) weeks 12-13, then holiday benefit (121, not support) week 20
+BENEFITS = pd.DataFrame({
+    "person_id": ["a", "a", "b", "b"],
+    "code": [131, 651, 891, 121],
+    "first_week": [10, 15, 12, 20],
+    "n_weeks": [5, 2, 2, 1],
+})
+
+
+def test_support_weeks_count_only_the_part_of_a_run_inside_the_window():
+    counted = support_weeks_between(BENEFITS, 13, 30)
+    assert counted.to_dict() == {"a": 2, "b": 1}  # a: weeks 13, 14; b: week 13; SU and holiday do not count
+
+
+def test_a_window_before_any_run_counts_nothing():
+    assert support_weeks_between(BENEFITS, 0, 10).empty
+
+
+def test_code_and_support_in_a_week():
+    assert code_in_week(BENEFITS, 15).to_dict() == {"a": 651}
+    assert list(on_support_in_week(BENEFITS, 12)) == ["a", "b"]
+    assert list(on_support_in_week(BENEFITS, 15)) == []
+
+
+def test_employment_months():
+    employment = pd.DataFrame({"person_id": ["a", "c"], "first_month": [100, 98], "n_months": [3, 1]})
+    assert employed_months_between(employment, 99, 101).to_dict() == {"a": 1}
+    assert list(employed_in_month(employment, 98)) == ["c"]
