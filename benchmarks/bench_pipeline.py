@@ -1,0 +1,103 @@
+"""Full pipeline at a given size: wall time and peak memory per stage.
+
+    python benchmarks/bench_pipeline.py --persons 1000000 [--workdir /tmp/lyskegle-bench]
+
+Copies the repository's tracked files to a scratch workspace, sets `synthesize.persons`, and runs
+`dvc repro --single-item` stage by stage in pipeline order, sampling the resident memory of the
+whole process tree every 0.2 s. Prints one line per stage and the totals; targets (issue 7): 1M
+persons end to end in at most 10 minutes and 8 GB peak; 6M persons within 24 GB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+VENV_BIN = Path(sys.executable).parent
+
+
+def tree_rss(process: psutil.Process) -> int:
+    total = 0
+    for member in [process, *process.children(recursive=True)]:
+        try:
+            total += member.memory_info().rss
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+def run_measured(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, int, int]:
+    """(seconds, peak bytes, exit code) of one command and its children."""
+    start = time.perf_counter()
+    child = subprocess.Popen(args, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    watched = psutil.Process(child.pid)
+    peak = 0
+    while child.poll() is None:
+        try:
+            peak = max(peak, tree_rss(watched))
+        except psutil.NoSuchProcess:
+            break
+        time.sleep(0.2)
+    stderr = child.stderr.read() if child.stderr else ""
+    if child.returncode:
+        sys.stderr.write(stderr[-4000:])
+    return time.perf_counter() - start, peak, child.returncode
+
+
+def stage_order(workspace: Path, env: dict[str, str]) -> list[str]:
+    """Stage names (foreach items expanded) in the order `dvc repro` runs them."""
+    listed = subprocess.run(
+        [str(VENV_BIN / "dvc"), "repro", "--dry", "--force"], cwd=workspace, env=env,
+        capture_output=True, text=True, check=True,
+    ).stdout
+    return [line.split("'")[1] for line in listed.splitlines() if line.startswith("Running stage")]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--persons", type=int, default=1_000_000)
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/lyskegle-bench"))
+    args = parser.parse_args()
+
+    workspace = args.workdir / f"persons-{args.persons}"
+    if workspace.exists():
+        shutil.rmtree(workspace)
+    listed = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    for name in filter(None, listed.split("\0")):
+        (workspace / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / name, workspace / name)
+    params = yaml.safe_load((workspace / "params.yaml").read_text())
+    params["synthesize"]["persons"] = args.persons
+    (workspace / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    env = {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}",
+           "MLFLOW_TRACKING_URI": f"sqlite:///{workspace / 'mlflow.db'}",
+           "GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@example.org",
+           "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@example.org"}
+    for command in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "bench"]):
+        subprocess.run(command, cwd=workspace, env=env, check=True, capture_output=True)
+
+    print(f"lyskegle pipeline benchmark: {args.persons:,} persons, {psutil.cpu_count()} cores, "
+          f"{psutil.virtual_memory().total / 2**30:.0f} GiB")
+    print(f"{'stage':<28}{'wall s':>10}{'peak GiB':>10}")
+    total, overall_peak = 0.0, 0
+    for stage in stage_order(workspace, env):
+        seconds, peak, code = run_measured([str(VENV_BIN / "dvc"), "repro", "--single-item", stage], workspace, env)
+        total += seconds
+        overall_peak = max(overall_peak, peak)
+        print(f"{stage:<28}{seconds:>10.1f}{peak / 2**30:>10.2f}" + ("  FAILED" if code else ""), flush=True)
+        if code:
+            sys.exit(code)
+    print(f"{'total':<28}{total:>10.1f}{overall_peak / 2**30:>10.2f}")
+
+
+if __name__ == "__main__":
+    main()
