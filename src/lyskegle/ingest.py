@@ -1,0 +1,890 @@
+"""Ingest: register files in, typed and pseudonymised tables out, bad rows quarantined.
+
+:func:`ingest_extract` takes the raw files of one extract (as :class:`lyskegle.io.RawRegister`, read
+by the stage's entry point) and returns the tables of docs/DATA_MODEL.md (``population``,
+``dwellings``, ``benefits``, ``employment``, ``jobs``, ``education``, ``income``, ``classes``,
+``convictions``), one quarantine frame per file and the data-quality summary.
+
+What happens to bad input:
+
+* **File-level problems** raise :class:`lyskegle.io.ExtractError`, whose message names the file and,
+  where it applies, the row and the column. Rows are counted as a person reads the file: row 1 is
+  the first data row, the header not counted (row N of a CSV file is on line N + 1). File-level
+  problems are: a missing register file or a missing year between two present years, an empty,
+  truncated or undecodable file, a missing or misspelt column, a DREAM week column that is not a
+  real ISO week (or a gap in the weeks or months), and a column that does not parse in any row.
+* **Row-level problems** send the row to the quarantine with the column (DST name) and the reason:
+  missing or malformed PNR, duplicate person in a register with one row per person and year,
+  unparsable date or number, a code outside the contract (sex, origin type, education, job type,
+  offence type, grade), unknown or unparsable DREAM code, birth date after the register's
+  1 January, negative wage income, a dwelling without stairwell, a duplicate dwelling, a malformed
+  parent or partner link. A row with several problems is quarantined once, under its first problem
+  in column order. The quarantine keeps the row's values as text, person keys pseudonymised.
+* **Links to persons who are not in the extract** are normal (parents who died before the first
+  year, partners outside the municipality, persons who moved out before the first ``bef`` year) and
+  are kept. They are counted per file in the quality summary: ``unresolved_links`` per link column
+  of ``bef`` (links to nobody in any ``bef`` year), and ``rows_with_person_outside_population``
+  for the other person registers (rows whose PNR is in no ``bef`` year); dwellings named in ``bef``
+  but missing from ``adresser`` are counted as ``dwellings_not_in_adresser``.
+* **Changed values are counted too**: a DREAM code ``0`` is read as a blank week
+  (``zero_codes_read_as_blank``); columns outside the contract are dropped and listed
+  (``ignored_columns``).
+
+For every file ``rows_read == rows_accepted + rows_quarantined`` (asserted).
+
+Person keys: a file is in *CPR mode* when most of its PNR values have the 10-digit CPR shape; then
+every PNR and link must be a valid CPR number (day 01-31 or 61-91, month 01-12, optional dash).
+Otherwise (DST's pseudonymous ids) any non-blank PNR is accepted. The development key is only
+ever applied to synthetic numbers: with it, every person key is first checked to hold no CPR number
+with a real day-of-month (01-31), and the first one raises PseudonymKeyError naming file, row and
+column (never the number). ``extract.json`` calls the extract synthetic when its ``EXTRACT.json``
+marker says so and no person key had a real day-of-month; malformed keys (quarantined) can be no
+one's CPR number and do not count against it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import logging
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pandera.pandas as pandera
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from lyskegle.calendar import parse_dream_month_column, parse_dream_week_column
+from lyskegle.codes import is_known
+from lyskegle.io import ExtractError, RawRegister
+from lyskegle.pseudonym import DEVELOPMENT_KEY, PseudonymKeyError
+from lyskegle.schemas import (
+    AMOUNT, DATE, DREAM_STEM, INTEGER, LINK, PERSON, REGISTERS, RegisterSpec,
+    blank_reason, row_schema,
+)
+
+__all__ = ["ExtractError", "IngestResult", "PersonKeys", "ingest_extract", "ingest_register", "ingest_dream",
+           "register_of", "dream_column_type"]
+
+log = logging.getLogger(__name__)
+
+_STEM = re.compile(r"^([a-z]+?)(\d{4})?$")
+# A CPR number with a real day-of-month anywhere in a value (RE2 syntax: no look-arounds)
+_REAL_CPR = r"(?:^|\D)(?:0[1-9]|[12]\d|3[01])(?:0[1-9]|1[0-2])\d{2}-?\d{4}(?:\D|$)"
+_DATE_FORMATS = ("%Y-%m-%d", "%d-%m-%Y", "%d.%m.%Y", "%d%b%Y", "%Y%m%d")
+_ROW_BLOCK = 1 << 16  # persons per block when DREAM's wide matrix becomes runs (bounds memory)
+# Files are ingested in this order so that the dwelling register is known when bef is checked,
+# and DREAM's wide frame is gone before the yearly registers pile up.
+_ORDER = ["adresser", DREAM_STEM, "bef", "idan", "udda", "ind", "grundskole", "kraf"]
+
+
+class PersonKeys:
+    """Keyed pseudonyms with a memo, so a person seen in many files is hashed once per run.
+
+    Person keys of up to 17 digits (CPR numbers, DST's numeric ids) are looked up as integers
+    (digits plus length, so ``0123`` and ``123`` stay apart), which is many times faster than
+    hashing strings; other keys go through an Arrow string lookup.
+    """
+
+    def __init__(self, key: bytes):
+        self.key = key
+        self.uses_development_key = key == DEVELOPMENT_KEY
+        self.real_cpr_numbers = 0  # person keys seen with a real day-of-month: the extract is not synthetic
+        self._numbers = np.array([], dtype=np.int64)  # person codes, sorted
+        self._slots = np.array([], dtype=np.int64)  # where each sorted code's pseudonym is
+        self._number_pseudonyms = pa.array([], pa.string())  # in the order first seen
+        self._texts = pa.array([], pa.string())
+        self._text_pseudonyms = pa.array([], pa.string())
+
+    def __call__(self, normalised: pa.Array, codes: np.ndarray | None = None) -> pd.Series:
+        """Pseudonyms (Arrow-backed strings) of normalised person keys; blank stays missing.
+
+        ``codes``: :func:`person_codes` of ``normalised``, when the caller has them already.
+        """
+        normalised = pc.cast(normalised, pa.string())
+        codes = person_codes(normalised) if codes is None else codes
+        numeric = codes >= 0
+        index = np.full(len(normalised), -1, dtype=np.int64)
+        if numeric.any():
+            index[numeric] = self._lookup_numbers(codes[numeric])
+        other = _mask(pc.is_valid(normalised)) & ~numeric
+        if other.any():
+            index[other] = len(self._number_pseudonyms) + self._lookup_texts(normalised.filter(other))
+        pseudonyms = pa.concat_arrays([self._number_pseudonyms, self._text_pseudonyms])
+        return _series(pseudonyms.take(pa.array(index, mask=index < 0)))
+
+    def _hash(self, values: list[str]) -> pa.Array:
+        return _pseudonyms_of_normalised(values, self.key)
+
+    def _lookup_numbers(self, codes: np.ndarray) -> np.ndarray:
+        """Slot in ``_number_pseudonyms`` of each code; new codes are hashed and added."""
+        # searching sorted queries keeps the search in cache: several times faster at 1M keys
+        order = np.argsort(codes, kind="stable")
+        ordered = codes[order]
+        position = np.searchsorted(self._numbers, ordered)
+        inside = np.minimum(position, max(len(self._numbers) - 1, 0))
+        found = (position < len(self._numbers)) & (self._numbers[inside] == ordered) if len(self._numbers) \
+            else np.zeros(len(codes), dtype=bool)
+        if not found.all():
+            new = np.unique(ordered[~found])
+            texts = [str(code % _DIGITS_SCALE).zfill(int(code // _DIGITS_SCALE)) for code in new.tolist()]
+            slots = np.arange(len(self._number_pseudonyms), len(self._number_pseudonyms) + len(new))
+            self._number_pseudonyms = pa.concat_arrays([self._number_pseudonyms, self._hash(texts)])
+            numbers = np.concatenate([self._numbers, new])
+            resort = np.argsort(numbers, kind="stable")
+            self._numbers, self._slots = numbers[resort], np.concatenate([self._slots, slots])[resort]
+            position = np.searchsorted(self._numbers, ordered)
+        slots = np.empty(len(codes), dtype=np.int64)
+        slots[order] = self._slots[position]
+        return slots
+
+    def _lookup_texts(self, texts: pa.Array) -> np.ndarray:
+        uniques = pc.unique(texts)
+        new = uniques.filter(pc.is_null(pc.index_in(uniques, value_set=self._texts)))
+        if len(new):
+            self._texts = pa.concat_arrays([self._texts, new])
+            self._text_pseudonyms = pa.concat_arrays([self._text_pseudonyms, self._hash(new.to_pylist())])
+        return pc.index_in(texts, value_set=self._texts).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+_DIGITS_SCALE = 10 ** 17
+_BASE32 = np.frombuffer(b"abcdefghijklmnopqrstuvwxyz234567", dtype=np.uint8)
+
+
+def _pseudonyms_of_normalised(values: list[str], key: bytes) -> pa.Array:
+    """The pseudonyms :func:`lyskegle.pseudonym.pseudonymise` gives, for normalised keys, in bulk.
+
+    Same HMAC-SHA256 (RFC 2104) and the same ``p`` + 16 lower-case base32 characters (the first
+    80 bits of the digest), but with the keyed hash states computed once and a vectorised base32:
+    about eight times faster, which matters at a million persons. tests/test_ingest.py checks that
+    both agree.
+    """
+    block = key if len(key) <= 64 else hashlib.sha256(key).digest()
+    block = block.ljust(64, b"\0")
+    inner = hashlib.sha256(bytes(byte ^ 0x36 for byte in block))
+    outer = hashlib.sha256(bytes(byte ^ 0x5C for byte in block))
+
+    def first_80_bits(value: str) -> bytes:
+        inside = inner.copy()
+        inside.update(value.encode("utf-8"))
+        outside = outer.copy()
+        outside.update(inside.digest())
+        return outside.digest()[:10]
+
+    digests = b"".join(first_80_bits(value) for value in values)
+    bits = np.unpackbits(np.frombuffer(digests, dtype=np.uint8).reshape(-1, 10), axis=1)
+    groups = bits.reshape(-1, 16, 5) @ np.array([16, 8, 4, 2, 1], dtype=np.uint8)
+    text = np.empty((len(values), 17), dtype=np.uint8)
+    text[:, 0] = ord("p")
+    text[:, 1:] = _BASE32[groups]
+    offsets = np.arange(0, 17 * (len(values) + 1), 17, dtype=np.int32)
+    return pa.StringArray.from_buffers(len(values), pa.py_buffer(offsets), pa.py_buffer(text.tobytes()))
+
+
+def person_codes(normalised: pa.Array) -> np.ndarray:
+    """int64 code of each key of 1-17 digits (digits + length * 10**17); -1 for other keys and blanks."""
+    digits = _mask(pc.match_substring_regex(normalised, r"^\d{1,17}$"))
+    codes = np.full(len(normalised), -1, dtype=np.int64)
+    if digits.any():
+        chosen = normalised.filter(digits)
+        values = pc.cast(chosen, pa.int64()).to_numpy(zero_copy_only=False)
+        lengths = pc.utf8_length(chosen).to_numpy(zero_copy_only=False).astype(np.int64)
+        codes[digits] = values + lengths * _DIGITS_SCALE
+    return codes
+
+
+@dataclass
+class FileResult:
+    name: str
+    register: str
+    year: int | None
+    table: pd.DataFrame | dict[str, pd.DataFrame]
+    quarantine: pd.DataFrame
+    quality: dict[str, Any]
+    person_ids: pd.Series | None = None  # DREAM: the accepted rows' persons
+
+
+@dataclass
+class IngestResult:
+    """Tables of docs/DATA_MODEL.md by name, quarantine frames by file stem, quality, extract facts."""
+
+    tables: dict[str, pd.DataFrame]
+    quarantine: dict[str, pd.DataFrame]
+    quality: dict[str, Any]
+    extract: dict[str, Any] = field(default_factory=dict)
+
+
+def register_of(file_name: str) -> tuple[str, int | None]:
+    """Register stem and year of a file name (``bef2019.csv`` -> ``('bef', 2019)``); ExtractError if unknown."""
+    stem = file_name.rsplit(".", 1)[0].lower()
+    match = _STEM.match(stem)
+    known = [*REGISTERS, DREAM_STEM]
+    if match and match.group(1) in known:
+        register, year = match.group(1), match.group(2)
+        yearly = register != DREAM_STEM and REGISTERS[register].yearly
+        if yearly and year is None:
+            raise ExtractError(f"{file_name}: register '{register}' comes one file per year ({register}YYYY)")
+        if not yearly and year is not None:
+            raise ExtractError(f"{file_name}: register '{register}' is one file without a year")
+        return register, int(year) if year else None
+    guess = difflib.get_close_matches(match.group(1) if match else stem, known, n=1)
+    hint = f"; did you mean '{guess[0]}'?" if guess else ""
+    raise ExtractError(f"{file_name}: not a register of the contract{hint}")
+
+
+def dream_column_type(name: str) -> pa.DataType | None:
+    """Arrow type to read a DREAM CSV column as: codes as int16, work months as dictionary text."""
+    lowered = name.strip().lower()
+    if lowered.startswith("y_"):
+        return pa.int16()
+    if lowered.startswith("branche_"):
+        return pa.dictionary(pa.int32(), pa.string())
+    return None
+
+
+# --- whole extract ------------------------------------------------------------------------------
+
+def check_register_files(file_names: Iterable[str]) -> None:
+    """Every register of the contract is present, and yearly registers have no missing year."""
+    years: dict[str, list[int]] = {}
+    for name in file_names:
+        register, year = register_of(name)
+        years.setdefault(register, []).extend([year] if year is not None else [])
+    for register in _ORDER:
+        if register not in years:
+            spelled = f"{register}YYYY" if register in REGISTERS and REGISTERS[register].yearly else register
+            raise ExtractError(
+                f"{spelled}: file not found (expected {spelled}.csv, .parquet, .sas7bdat or .xpt in the extract)"
+            )
+        present = sorted(years[register])
+        if present:
+            missing = sorted(set(range(present[0], present[-1] + 1)) - set(present))
+            if missing:
+                raise ExtractError(
+                    f"{register}{missing[0]}: file not found, but {register}{present[0]} and "
+                    f"{register}{present[-1]} are there (a yearly register must not skip a year)"
+                )
+
+
+def ingest_order(file_names: Iterable[str]) -> list[str]:
+    """File names in the order :func:`ingest_extract` wants them."""
+    def rank(name: str) -> tuple[int, int, str]:
+        register, year = register_of(name)
+        return _ORDER.index(register), year or 0, name
+    return sorted(file_names, key=rank)
+
+
+def ingest_extract(
+    files: Iterable[RawRegister],
+    key: bytes,
+    marked_synthetic: bool,
+) -> IngestResult:
+    """Ingest every file of one extract (best given in :func:`ingest_order`).
+
+    ``key`` is the pseudonymisation key already chosen with :func:`lyskegle.pseudonym.choose_key`;
+    with the development key every person key is checked to be synthetic first, and a real-looking
+    CPR number raises :class:`lyskegle.pseudonym.PseudonymKeyError` before anything is returned.
+    ``files`` may be a generator, so only one raw file needs to be in memory at a time.
+    """
+    keys = PersonKeys(key)
+    results: list[FileResult] = []
+    dwelling_ids: pa.Array | None = None
+    for raw in files:
+        register, year = register_of(raw.name)
+        log.info("ingest %s (%d rows, %s)", raw.name, len(raw.frame), raw.file_format)
+        if register == DREAM_STEM:
+            result = ingest_dream(raw, keys)
+        else:
+            result = ingest_register(raw, keys, year)
+        result.quality["format"] = raw.file_format
+        if raw.encoding:
+            result.quality["encoding"] = raw.encoding
+        if register == "adresser":
+            dwelling_ids = _arrow_strings(result.table["dwelling_id"])
+        if register == "bef" and dwelling_ids is not None:
+            result.quality["dwellings_not_in_adresser"] = _count_outside(result.table["dwelling_id"], dwelling_ids)
+        results.append(result)
+        log.info(
+            "  %s: %d accepted, %d quarantined %s", raw.name, result.quality["rows_accepted"],
+            result.quality["rows_quarantined"], result.quality["quarantined_by_reason"] or "",
+        )
+    check_register_files(result.name for result in results)
+    return _combine(results, keys, marked_synthetic)
+
+
+def _combine(results: list[FileResult], keys: PersonKeys, marked_synthetic: bool) -> IngestResult:
+    tables: dict[str, list[pd.DataFrame]] = {}
+    first_week = last_week = None
+    for result in results:
+        if result.register == DREAM_STEM:
+            for name, table in result.table.items():
+                tables.setdefault(name, []).append(table)
+            first_week, last_week = result.quality.pop("first_week"), result.quality.pop("last_week")
+        else:
+            tables.setdefault(REGISTERS[result.register].output, []).append(result.table)
+    combined = {name: pd.concat(parts, ignore_index=True) for name, parts in tables.items()}
+
+    persons = pc.unique(_arrow_strings(combined["population"]["person_id"]))
+    for result in results:
+        if result.register == "bef":
+            result.quality["unresolved_links"] = {
+                source: _count_outside(result.table[name], persons)
+                for source, name in (("E_FAELLE_ID", "partner_id"), ("MOR_ID", "mother_id"), ("FAR_ID", "father_id"))
+            }
+        elif result.register != "adresser":
+            ids = result.person_ids if result.register == DREAM_STEM else result.table["person_id"]
+            result.quality["rows_with_person_outside_population"] = _count_outside(ids, persons)
+
+    files = {result.name: result.quality for result in results}
+    totals = {
+        name: sum(quality[name] for quality in files.values())
+        for name in ("rows_read", "rows_accepted", "rows_quarantined")
+    }
+    by_reason: dict[str, int] = {}
+    for quality in files.values():
+        for reason, count in quality["quarantined_by_reason"].items():
+            by_reason[reason] = by_reason.get(reason, 0) + count
+    totals["quarantined_by_reason"] = dict(sorted(by_reason.items()))
+    assert totals["rows_read"] == totals["rows_accepted"] + totals["rows_quarantined"]
+    extract = {
+        # the marker alone does not make an extract synthetic: no person key may be a CPR number
+        # with a real day-of-month (malformed keys, quarantined, can be no one's CPR number)
+        "synthetic": bool(marked_synthetic and keys.real_cpr_numbers == 0),
+        "first_week": first_week,
+        "last_week": last_week,
+    }
+    quarantine = {result.name.rsplit(".", 1)[0]: result.quarantine for result in results}
+    return IngestResult(combined, quarantine, {"files": files, "totals": totals}, extract)
+
+
+def _arrow_strings(values: pd.Series) -> pa.Array:
+    array = pa.array(values, from_pandas=True)
+    array = array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
+    return pc.cast(array, pa.string())
+
+
+def _count_outside(values: pd.Series, known: pa.Array) -> int:
+    """Non-missing values that are not in ``known`` (Arrow's hash lookup: pandas' isin on Arrow
+    strings goes through Python objects and takes minutes at a million rows)."""
+    array = _arrow_strings(values)
+    return int(pc.sum(pc.and_(pc.is_valid(array), pc.invert(pc.is_in(array, value_set=known)))).as_py() or 0)
+
+
+# --- one register file --------------------------------------------------------------------------
+
+def _match_columns(spec_sources: list[str], columns: Iterable[str], file_name: str) -> tuple[dict[str, str], list[str]]:
+    """Contract name -> the file's column name (case and space insensitive), and the ignored columns."""
+    found: dict[str, str] = {}
+    for column in columns:
+        normal = str(column).strip().upper()
+        if normal in found:
+            raise ExtractError(f"{file_name}: column '{normal}' appears twice")
+        found[normal] = column
+    missing = [source for source in spec_sources if source not in found]
+    extra = sorted(name for name in found if name not in spec_sources)
+    if missing:
+        guess = difflib.get_close_matches(missing[0], extra, n=1, cutoff=0.6)
+        hint = f" (found '{found[guess[0]]}'; did you mean it?)" if guess else f" (columns found: {', '.join(map(str, columns))})"
+        more = f"; also missing: {', '.join(missing[1:])}" if len(missing) > 1 else ""
+        raise ExtractError(f"{file_name}: column '{missing[0]}' is missing{hint}{more}")
+    return {source: found[source] for source in spec_sources}, [str(found[name]) for name in extra]
+
+
+def _to_arrow_text(values: pd.Series | pa.Array | pa.ChunkedArray) -> pa.Array:
+    """Values as an Arrow string array, stripped, blanks null; integral floats lose their ``.0``."""
+    if isinstance(values, (pa.Array, pa.ChunkedArray)):
+        if pa.types.is_floating(values.type) or pa.types.is_temporal(values.type):
+            values = values.to_pandas()
+        else:
+            values = pd.Series(pd.arrays.ArrowExtensionArray(values))
+    if pd.api.types.is_float_dtype(values):
+        whole = values.notna() & (values == values.round())
+        if (whole | values.isna()).all():
+            values = values.astype("Int64")
+        else:
+            text = values.astype("string")
+            text[whole] = values[whole].astype("Int64").astype("string")
+            values = text
+    elif pd.api.types.is_datetime64_any_dtype(values):
+        values = values.dt.strftime("%Y-%m-%d")
+    array = pa.array(values, from_pandas=True)
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    if not pa.types.is_string(array.type):
+        array = pc.cast(array, pa.string())
+    array = pc.utf8_trim_whitespace(array)
+    return pc.if_else(pc.equal(array, ""), pa.scalar(None, pa.string()), array)
+
+
+def _series(array: pa.Array) -> pd.Series:
+    return pd.Series(pd.arrays.ArrowStringArray(pa.chunked_array([array])))
+
+
+def _as_text(values: pd.Series) -> pd.Series:
+    """Values as stripped Arrow-backed text, blanks missing."""
+    return _series(_to_arrow_text(values))
+
+
+def _mask(array: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """Arrow booleans as a numpy mask, null read as False."""
+    filled = pc.fill_null(array, False)
+    if isinstance(filled, pa.ChunkedArray):
+        filled = filled.combine_chunks()
+    return filled.to_numpy(zero_copy_only=False)
+
+
+def _parse_dates(values: pd.Series) -> tuple[pd.Series, np.ndarray, np.ndarray]:
+    """(dates as datetime64, mask of non-blank values that are no date, mask of non-blank values)."""
+    if pd.api.types.is_datetime64_any_dtype(values):
+        present = values.notna().to_numpy()
+        return pd.Series(values.to_numpy(dtype="datetime64[ns]")), np.zeros(len(values), bool), present
+    if isinstance(values.dtype, pd.ArrowDtype) and pa.types.is_date(values.dtype.pyarrow_dtype):
+        present = values.notna().to_numpy()
+        return pd.Series(values.astype("datetime64[ns]").to_numpy()), np.zeros(len(values), bool), present
+    text = _to_arrow_text(values)
+    parsed = pa.nulls(len(text), pa.timestamp("s"))
+    for pattern in _DATE_FORMATS:
+        if parsed.null_count == text.null_count:
+            break
+        attempt = pc.strptime(text, format=pattern, unit="s", error_is_null=True)
+        parsed = pc.coalesce(parsed, attempt)
+    present = _mask(pc.is_valid(text))
+    dates = parsed.to_numpy(zero_copy_only=False).astype("datetime64[ns]")
+    return pd.Series(dates), present & np.isnat(dates), present
+
+
+def _parse_numbers(values: pd.Series) -> tuple[pd.Series, np.ndarray, np.ndarray]:
+    """(numbers as float64, mask of non-blank values that are no number, mask of non-blank values).
+
+    Decimal comma allowed; a thousands separator is not (``1.234,50`` is no number).
+    """
+    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+        numbers = values.astype("float64")
+        return numbers.reset_index(drop=True), np.zeros(len(values), bool), numbers.notna().to_numpy()
+    text = pc.replace_substring(_to_arrow_text(values), ",", ".")
+    present = _mask(pc.is_valid(text))
+    try:
+        numbers = pc.cast(text, pa.float64()).to_numpy(zero_copy_only=False)
+    except pa.ArrowInvalid:  # some value is no number: find which, the slow way
+        numbers = pd.to_numeric(_series(text), errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    numbers = np.asarray(numbers, dtype="float64")
+    return pd.Series(numbers), present & np.isnan(numbers), present
+
+
+@dataclass(frozen=True)
+class _PersonColumn:
+    """A person-key column read once: normalised text, integer codes (-1: not digits), masks."""
+
+    normalised: pa.Array
+    codes: np.ndarray
+    present: np.ndarray
+    malformed: np.ndarray
+    real_cpr_numbers: int  # CPR numbers with a real day-of-month (01-31)
+
+
+def _read_person_column(values: pd.Series, file_name: str, source: str, cpr_mode: bool | None,
+                        refuse_real_numbers: bool) -> tuple[_PersonColumn, bool]:
+    """Normalise a PNR or link column and find its malformed values; returns it and the CPR mode.
+
+    Normalising strips white space and the dash of ``DDMMYY-SSSS``. ``cpr_mode`` None: decided
+    from these values (most of them have the 10-digit CPR shape). ``refuse_real_numbers``: raise
+    PseudonymKeyError at the first CPR number with a real day-of-month (the development key is in use).
+    """
+    text = _to_arrow_text(values)
+    if pc.any(pc.match_substring(text, "-")).as_py():
+        text = pc.replace_substring_regex(text, r"^(\d{6})-(\d{4})$", r"\1\2")
+    codes = person_codes(text)
+    present = _mask(pc.is_valid(text))
+    ten_digits = codes // _DIGITS_SCALE == 10
+    number = codes % _DIGITS_SCALE
+    day, month = number // 10**8, number // 10**6 % 100
+    month_ok = ten_digits & (month >= 1) & (month <= 12)
+    real_day = month_ok & (day >= 1) & (day <= 31)
+    if refuse_real_numbers:
+        real = real_day.copy()
+        other = present & (codes < 0)
+        if other.any():  # a CPR number inside some longer text
+            real[other] = _mask(pc.match_substring_regex(text.filter(other), _REAL_CPR))
+        if real.any():
+            row = int(np.flatnonzero(real)[0]) + 1
+            raise PseudonymKeyError(
+                f"{file_name}: row {row}, column '{source}' holds a CPR number with a real day-of-month "
+                "(01-31), so this extract is not synthetic and the development key may not be used: set "
+                "LYSKEGLE_PSEUDONYM_KEY or LYSKEGLE_PSEUDONYM_KEY_FILE"
+            )
+    if cpr_mode is None:
+        cpr_mode = bool(present.any() and ten_digits[present].mean() >= 0.5)
+    if cpr_mode:
+        valid = real_day | (month_ok & (day >= 61) & (day <= 91))
+        malformed = present & ~valid
+    else:
+        malformed = np.zeros(len(text), dtype=bool)
+    return _PersonColumn(text, codes, present, malformed, int(real_day.sum())), cpr_mode
+
+
+def _duplicated(column: _PersonColumn, valid: np.ndarray) -> np.ndarray:
+    """Rows whose (valid, non-blank) person key appears more than once among the valid rows."""
+    candidates = valid & column.present
+    if (column.codes[candidates] >= 0).all():
+        keys = pd.Series(column.codes[candidates])
+    else:
+        keys = _series(column.normalised.filter(candidates))
+    duplicated = np.zeros(len(candidates), dtype=bool)
+    duplicated[candidates] = keys.duplicated(keep=False).to_numpy()
+    return duplicated
+
+
+def _all_unparsable(bad: np.ndarray, present: np.ndarray, file_name: str, source: str, what: str) -> None:
+    """A column that parses in no row is a file-level error, not a quarantine of the whole file."""
+    if bad.any() and bad.sum() == present.sum():
+        row = int(np.flatnonzero(bad)[0]) + 1
+        raise ExtractError(
+            f"{file_name}: row {row}, column '{source}': no value in this column can be read as {what} "
+            f"(wrong type or format?)"
+        )
+
+
+@dataclass
+class _Problems:
+    """Row-level problems in the order found: positions, column (DST name), reason."""
+
+    rows: list[np.ndarray] = field(default_factory=list)
+    columns: list[str] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
+
+    def add(self, mask: pd.Series | np.ndarray, column: str, reason: str) -> None:
+        positions = np.flatnonzero(np.asarray(mask, dtype=bool))
+        if len(positions):
+            self.rows.append(positions)
+            self.columns.append(column)
+            self.reasons.append(reason)
+
+    def mask_of(self, column: str, n: int) -> np.ndarray:
+        """Rows with a problem in ``column`` so far."""
+        mask = np.zeros(n, dtype=bool)
+        for rows, name in zip(self.rows, self.columns):
+            if name == column:
+                mask[rows] = True
+        return mask
+
+    def first_per_row(self) -> pd.DataFrame:
+        """One problem per row: the first added. Columns ``position``, ``column``, ``reason``."""
+        if not self.rows:
+            return pd.DataFrame({"position": np.array([], dtype="int64"), "column": [], "reason": []})
+        sizes = [len(rows) for rows in self.rows]
+        frame = pd.DataFrame({
+            "position": np.concatenate(self.rows),
+            "column": np.repeat(self.columns, sizes),
+            "reason": np.repeat(self.reasons, sizes),
+        })
+        return frame.drop_duplicates("position", keep="first").sort_values("position", kind="stable")
+
+
+def ingest_register(raw: RawRegister, keys: PersonKeys, year: int | None) -> FileResult:
+    """Validate, type and pseudonymise one file of a long register (every register but DREAM).
+
+    Returns the accepted rows with the English columns of docs/DATA_MODEL.md (``year`` added for
+    yearly registers but ``kraf``), the quarantined rows and the file's quality summary.
+    """
+    register, _ = register_of(raw.name)
+    spec = REGISTERS[register]
+    frame = raw.frame.reset_index(drop=True)
+    names, ignored = _match_columns(spec.sources, frame.columns, raw.name)
+    problems = _Problems()
+    parsed: dict[str, pd.Series] = {}
+    person_columns: dict[str, _PersonColumn] = {}
+    cpr_mode: bool | None = None  # links follow the mode of the file's own PNR column
+    for column in spec.columns:
+        values = frame[names[column.source]]
+        if column.kind in (PERSON, LINK):
+            person, mode = _read_person_column(
+                values, raw.name, column.source, cpr_mode, keys.uses_development_key)
+            keys.real_cpr_numbers += person.real_cpr_numbers
+            cpr_mode = mode if column.kind == PERSON else cpr_mode
+            reason = "malformed_pnr" if column.kind == PERSON else "malformed_link"
+            problems.add(person.malformed, column.source, reason)
+            person_columns[column.source] = person
+            parsed[column.source] = _series(person.normalised).mask(person.malformed)
+        elif column.kind == DATE:
+            dates, bad, present = _parse_dates(values)
+            _all_unparsable(bad, present, raw.name, column.source, "a date")
+            problems.add(bad, column.source, "unparsable_date")
+            parsed[column.source] = dates
+        elif column.kind in (INTEGER, AMOUNT):
+            numbers, bad, present = _parse_numbers(values)
+            _all_unparsable(bad, present, raw.name, column.source, "a number")
+            problems.add(bad, column.source, "unparsable_number")
+            parsed[column.source] = numbers
+        else:
+            parsed[column.source] = _as_text(values)
+    typed = pd.DataFrame(parsed)
+
+    try:
+        row_schema(spec, year).validate(typed, lazy=True)
+    except pandera.errors.SchemaErrors as errors:
+        cases = errors.failure_cases.dropna(subset=["index"])
+        for (source, check), group in cases.groupby(["column", "check"], sort=False):
+            reason = blank_reason(spec, source) if check == "not_nullable" else str(check)
+            mask = np.zeros(len(typed), dtype=bool)
+            mask[group["index"].astype("int64").to_numpy()] = True
+            problems.add(mask, source, reason)
+    if spec.one_row_per_person:
+        problems.add(_duplicated(person_columns["PNR"], ~problems.mask_of("PNR", len(typed))), "PNR", "duplicate_person")
+    if register == "adresser":
+        dwelling = typed["ADRESSE_ID"]
+        problems.add(dwelling.notna() & dwelling.duplicated(keep=False), "ADRESSE_ID", "duplicate_dwelling")
+
+    first = problems.first_per_row()
+    quarantined = np.zeros(len(typed), dtype=bool)
+    quarantined[first["position"].to_numpy()] = True
+    pseudonyms = {source: keys(person.normalised, person.codes) for source, person in person_columns.items()}
+    if quarantined.any():
+        table = _english_table(spec, typed.loc[~quarantined], {s: p[~quarantined] for s, p in pseudonyms.items()}, year)
+    else:  # no copy of a million rows when none is quarantined
+        table = _english_table(spec, typed, pseudonyms, year)
+    quarantine = _quarantine_frame(frame, names, first, pseudonyms)
+    quality = _quality(len(frame), len(table), first, ignored)
+    return FileResult(raw.name, register, year, table, quarantine, quality)
+
+
+def _english_table(spec: RegisterSpec, typed: pd.DataFrame, pseudonyms: dict[str, pd.Series], year: int | None) -> pd.DataFrame:
+    out: dict[str, Any] = {}
+    for column in spec.columns:
+        values = typed[column.source]
+        if column.kind in (PERSON, LINK):
+            out[column.name] = pseudonyms[column.source].reset_index(drop=True)
+        elif column.kind == DATE:
+            out[column.name] = pd.array(
+                pa.array(values.to_numpy(dtype="datetime64[D]"), type=pa.date32(), from_pandas=True),
+                dtype=pd.ArrowDtype(pa.date32()),
+            )
+        elif column.kind == INTEGER:
+            out[column.name] = values.to_numpy("int8") if column.required else values.astype("Int8").array
+        elif column.kind == AMOUNT:
+            out[column.name] = values.to_numpy("float64")
+        else:
+            out[column.name] = values.astype(pd.StringDtype("pyarrow")).array
+        if column.kind == PERSON and year is not None and spec.stem != "kraf":
+            out["year"] = np.full(len(typed), year, dtype="int16")
+        if spec.stem == "udda" and column.source == "HFAUDD":
+            out["education_group"] = values.str.slice(0, 2).astype("int8").to_numpy()
+    return pd.DataFrame(out)
+
+
+def _quarantine_frame(frame: pd.DataFrame, names: dict[str, str], first: pd.DataFrame,
+                      pseudonyms: dict[str, pd.Series]) -> pd.DataFrame:
+    """Quarantined rows: source row, column, reason, then the row's contract values as text."""
+    positions = first["position"].to_numpy()
+    out = pd.DataFrame({
+        "source_row": positions.astype("int64") + 1,
+        "column": pd.array(first["column"].to_numpy(), dtype=pd.StringDtype("pyarrow")),
+        "reason": pd.array(first["reason"].to_numpy(), dtype=pd.StringDtype("pyarrow")),
+    })
+    for source, name in names.items():
+        if source in pseudonyms:
+            values = pseudonyms[source].iloc[positions]
+        else:
+            values = _as_text(frame[name].iloc[positions])
+        out[source] = pd.array(values.to_numpy(dtype=object), dtype=pd.StringDtype("pyarrow"))
+    return out
+
+
+def _quality(rows_read: int, rows_accepted: int, first: pd.DataFrame, ignored: list[str]) -> dict[str, Any]:
+    by_reason = first["reason"].value_counts().sort_index()
+    quality = {
+        "rows_read": int(rows_read),
+        "rows_accepted": int(rows_accepted),
+        "rows_quarantined": int(len(first)),
+        "quarantined_by_reason": {str(reason): int(n) for reason, n in by_reason.items()},
+        "ignored_columns": ignored,
+    }
+    assert quality["rows_read"] == quality["rows_accepted"] + quality["rows_quarantined"], quality
+    return quality
+
+
+# --- DREAM: wide weeks and months to runs -------------------------------------------------------
+
+def ingest_dream(raw: RawRegister, keys: PersonKeys) -> FileResult:
+    """DREAM's wide rows become ``benefits`` (runs of one code) and ``employment`` (runs of months).
+
+    Expects ``PNR``, one ``y_YYWW`` column per ISO week (3-digit code or blank) and optional
+    ``branche_YYYY_MM`` columns (non-blank: worked that month). Weeks and months must be
+    contiguous. Returns ``table`` as ``{"benefits": ..., "employment": ...}``; runs come in file
+    order (by source row, then week).
+    """
+    # DREAM stays in Arrow: a million persons x 680 weeks as a pandas frame would double the memory
+    table = raw.frame if isinstance(raw.frame, pa.Table) else pa.Table.from_pandas(
+        raw.frame.reset_index(drop=True), preserve_index=False)
+    by_upper = {str(column).strip().upper(): column for column in table.column_names}
+    if "PNR" not in by_upper:
+        guess = difflib.get_close_matches("PNR", list(by_upper), n=1, cutoff=0.6)
+        hint = f" (found '{by_upper[guess[0]]}'; did you mean it?)" if guess else ""
+        raise ExtractError(f"{raw.name}: column 'PNR' is missing{hint}")
+    weeks, months, ignored = _dream_columns(table.column_names, raw.name)
+
+    problems = _Problems()
+    person, _ = _read_person_column(table.column(by_upper["PNR"]), raw.name, "PNR", None, keys.uses_development_key)
+    keys.real_cpr_numbers += person.real_cpr_numbers
+    problems.add(~person.present, "PNR", "missing_pnr")
+    problems.add(person.malformed, "PNR", "malformed_pnr")
+
+    n = table.num_rows
+    codes = np.zeros((n, len(weeks)), dtype=np.int16)
+    unparsable_at = np.full(n, -1, dtype=np.int64)
+    zero_codes = 0
+    for j, column in enumerate(weeks.values()):
+        values, bad, zeros = _dream_codes(table.column(column))
+        codes[:, j] = values
+        zero_codes += zeros
+        unparsable_at = np.where((unparsable_at < 0) & bad, j, unparsable_at)
+    week_names = list(weeks)
+    if n and (unparsable_at >= 0).all():
+        raise ExtractError(
+            f"{raw.name}: row 1, column '{week_names[unparsable_at[0]]}': DREAM codes cannot be read as numbers in any row"
+        )
+    for j in np.unique(unparsable_at[unparsable_at >= 0]):
+        problems.add(unparsable_at == j, week_names[j], "unparsable_dream_code")
+    unknown_rows = np.zeros(n, dtype=bool)
+    first_unknown = np.zeros(n, dtype=np.int64)
+    for start in range(0, n, _ROW_BLOCK):  # in blocks: the check's temporaries are matrix-sized
+        block = codes[start:start + _ROW_BLOCK]
+        unknown = (block != 0) & ~is_known(block)
+        unknown_rows[start:start + len(block)] = unknown.any(axis=1)
+        first_unknown[start:start + len(block)] = np.argmax(unknown, axis=1)
+    for j in np.unique(first_unknown[unknown_rows]):
+        problems.add(unknown_rows & (first_unknown == j), week_names[j], "unknown_dream_code")
+    problems.add(_duplicated(person, ~person.malformed), "PNR", "duplicate_person")
+
+    first = problems.first_per_row()
+    accepted = np.ones(n, dtype=bool)
+    accepted[first["position"].to_numpy()] = False
+    pseudonyms = keys(person.normalised, person.codes)
+    accepted_ids = pd.Series(pseudonyms.array[accepted])
+    week_index = np.array([parse_dream_week_column(name) for name in week_names], dtype=np.int32)
+    benefits = _runs(codes if accepted.all() else codes[accepted], accepted_ids, week_index[0] if len(week_index) else 0,
+                     "code", "first_week", "n_weeks")
+    del codes
+    month_names = list(months)
+    worked = np.zeros((int(accepted.sum()), len(months)), dtype=np.int16)
+    for j, column in enumerate(months.values()):
+        worked[:, j] = _worked(table.column(column))[accepted]
+    month_index = [parse_dream_month_column(name) for name in month_names]
+    employment = _runs(worked, accepted_ids, month_index[0] if month_index else 0, None, "first_month", "n_months")
+
+    names = {"PNR": by_upper["PNR"], **{name: name for name in week_names}, **{name: name for name in month_names}}
+    positions = first["position"].to_numpy()
+    rows = _arrow_to_text_frame(table.take(pa.array(positions, type=pa.int64())))
+    quarantine = _quarantine_frame(rows, names, first.assign(position=np.arange(len(first))),
+                                   {"PNR": pseudonyms.iloc[positions].reset_index(drop=True)})
+    quarantine["source_row"] = positions.astype("int64") + 1
+    quality = _quality(n, int(accepted.sum()), first, ignored)
+    quality["zero_codes_read_as_blank"] = int(zero_codes)
+    quality["first_week"] = int(week_index[0]) if len(week_index) else None
+    quality["last_week"] = int(week_index[-1]) if len(week_index) else None
+    return FileResult(raw.name, DREAM_STEM, None, {"benefits": benefits, "employment": employment}, quarantine,
+                      quality, person_ids=accepted_ids)
+
+
+def _dream_columns(columns: Iterable[Any], file_name: str) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
+    """Week columns and month columns (canonical name -> file's name) in time order; ignored names.
+
+    Raises ExtractError for a column that is not a real ISO week or month, or a gap in either.
+    """
+    weeks: dict[int, tuple[str, Any]] = {}
+    months: dict[int, tuple[str, Any]] = {}
+    ignored: list[str] = []
+    for column in columns:
+        name = str(column).strip().lower()
+        try:
+            if name.startswith("y_"):
+                weeks[parse_dream_week_column(name)] = (name, column)
+            elif name.startswith("branche_"):
+                months[parse_dream_month_column(name)] = (name, column)
+            elif name != "pnr":
+                ignored.append(str(column))
+        except ValueError as error:
+            raise ExtractError(f"{file_name}: column '{column}' is not a real ISO week or month ({error})") from None
+    if not weeks:
+        raise ExtractError(f"{file_name}: no DREAM week columns (y_YYWW) found")
+    for label, found in (("week", weeks), ("month", months)):
+        if found:
+            order = sorted(found)
+            gaps = np.flatnonzero(np.diff(order) != 1)
+            if len(gaps):
+                before, after = found[order[gaps[0]]][0], found[order[gaps[0] + 1]][0]
+                raise ExtractError(
+                    f"{file_name}: the {label} columns jump from '{before}' to '{after}' "
+                    f"({order[gaps[0] + 1] - order[gaps[0]] - 1} {label}(s) missing)"
+                )
+    week_columns = {found[0]: found[1] for _, found in sorted(weeks.items())}
+    month_columns = {found[0]: found[1] for _, found in sorted(months.items())}
+    return week_columns, month_columns, ignored
+
+
+def _dream_codes(values: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray, int]:
+    """(codes as int16 with 0 for blank, mask of unparsable values, number of zeros read as blank)."""
+    if pa.types.is_integer(values.type):  # the usual case, kept in integers all the way
+        number = np.asarray(pc.fill_null(values, 0).to_numpy(), dtype=np.int64)
+        bad = (number < 0) | (number > 32767)
+        zeros = int(pc.sum(pc.cast(pc.equal(values, 0), pa.int64())).as_py() or 0)
+        return np.where(bad, 0, number).astype(np.int16), bad, zeros
+    if pa.types.is_floating(values.type):
+        number = np.asarray(pc.fill_null(values, np.nan).to_numpy(), dtype="float64")
+        bad = ~np.isnan(number) & ((number != np.round(number)) | (number < 0) | (number > 32767))
+    else:
+        text = _as_text(values.to_pandas())
+        number = pd.to_numeric(text, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+        present = text.notna().to_numpy()
+        bad = present & (np.isnan(number) | (number != np.round(number)) | (number < 0) | (number > 32767))
+    codes = np.where(np.isnan(number) | bad, 0, number).astype(np.int16)
+    zeros = int(((number == 0) & ~bad).sum())
+    return codes, bad, zeros
+
+
+def _worked(values: pa.ChunkedArray) -> np.ndarray:
+    """Non-blank ``branche`` values: the person had work that month."""
+    if pa.types.is_dictionary(values.type) or pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
+        text = pc.utf8_trim_whitespace(pc.cast(values, pa.string()))
+        return _mask(pc.and_(pc.is_valid(text), pc.not_equal(text, "")))
+    return _mask(pc.is_valid(values))
+
+
+def _arrow_to_text_frame(table: pa.Table) -> pd.DataFrame:
+    return pd.DataFrame({name: _as_text(table.column(name).to_pandas()) for name in table.column_names})
+
+
+def _runs(matrix: np.ndarray, person_ids: pd.Series, first_index: int,
+          value_name: str | None, start_name: str, length_name: str) -> pd.DataFrame:
+    """Runs of identical non-zero values along each row of ``matrix`` (persons x consecutive periods).
+
+    A zero column is appended to every row, so no run crosses from one person to the next. Done
+    in blocks of rows to bound the memory of the flattened copy.
+    """
+    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+    n, width = matrix.shape
+    for start in range(0, n, _ROW_BLOCK):
+        block = matrix[start:start + _ROW_BLOCK]
+        flat = np.zeros((len(block), width + 1), dtype=matrix.dtype)
+        flat[:, :width] = block
+        flat = flat.ravel()
+        edges = np.flatnonzero(flat[1:] != flat[:-1]) + 1
+        starts = np.concatenate([[0], edges])
+        lengths = np.diff(np.concatenate([starts, [len(flat)]]))
+        values = flat[starts]
+        keep = values != 0
+        starts, lengths, values = starts[keep], lengths[keep], values[keep]
+        parts.append((starts // (width + 1) + start, starts % (width + 1), lengths, values))
+    rows = np.concatenate([p[0] for p in parts]) if parts else np.array([], dtype=np.int64)
+    columns = np.concatenate([p[1] for p in parts]) if parts else np.array([], dtype=np.int64)
+    lengths = np.concatenate([p[2] for p in parts]) if parts else np.array([], dtype=np.int64)
+    values = np.concatenate([p[3] for p in parts]) if parts else np.array([], dtype=np.int16)
+    out = {"person_id": person_ids.array.take(rows)}
+    if value_name:
+        out[value_name] = values.astype(np.int16)
+    out[start_name] = (columns + first_index).astype(np.int32)
+    out[length_name] = lengths.astype(np.int16)
+    return pd.DataFrame(out)
