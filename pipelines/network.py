@@ -1,0 +1,48 @@
+"""Stage `network`: each cohort member's exposure through the household, family, stairwell,
+coworker and classmate networks at every as-of date.
+
+Writes ``<out>/network_features.parquet`` (one row per as_of x person_id of the union of cohorts),
+``<out>/feature_families.json`` (column -> layer) and, with ``--summary``, an aggregate and
+small-cell-suppressed layer summary (a DVC metric).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from lyskegle import io
+from lyskegle.config import load_section
+from lyskegle.network import layer_summary, network_feature_families, network_features
+
+INPUTS = ("population", "dwellings", "jobs", "classes", "benefits", "employment")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--params", required=True, type=Path)
+    parser.add_argument("--ingested", required=True, type=Path, help="folder of the ingest stage's tables")
+    parser.add_argument("--cohorts", required=True, type=Path, help="labels' cohorts.parquet")
+    parser.add_argument("--out", required=True, type=Path, help="folder for network_features.parquet")
+    parser.add_argument("--summary", type=Path, help="layer summary JSON (aggregates only)")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+
+    params = load_section(args.params, "network")
+    min_cell = load_section(args.params, "privacy").min_cell
+    tables = {name: io.read_parquet(args.ingested / f"{name}.parquet") for name in INPUTS}
+    cohorts = io.read_parquet(args.cohorts, columns=["target", "as_of", "person_id"])
+
+    features = network_features(
+        **tables, cohorts=cohorts, layers=params.layers,
+        max_group_size=params.max_group_size, support_window_weeks=params.support_window_weeks,
+    )
+    io.write_parquet(features, args.out / "network_features.parquet")
+    io.write_json(network_feature_families(features.columns), args.out / "feature_families.json")
+    if args.summary:
+        io.write_json({"layers": layer_summary(features, params.layers, min_cell)}, args.summary)
+
+
+if __name__ == "__main__":
+    main()
