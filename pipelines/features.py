@@ -1,0 +1,52 @@
+"""Stage `features`: individual, household, family, origin and stairwell/building/area features of
+every cohort member at every as-of date, joined with the network stage's features.
+
+Writes ``<out>/features.parquet`` (one row per as_of x person_id of the union of cohorts) and
+``<out>/feature_families.json`` (feature column -> family; audit attributes -> ``audit``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from lyskegle import io
+from lyskegle.config import load_section
+from lyskegle.countries import WESTERN_COUNTRIES
+from lyskegle.features import Registers, build_features, feature_families, merge_network
+from lyskegle.network import network_feature_families
+
+INPUTS = ("population", "dwellings", "benefits", "employment", "education", "income")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--params", required=True, type=Path)
+    parser.add_argument("--ingested", required=True, type=Path, help="folder of the ingest stage's tables")
+    parser.add_argument("--cohorts", required=True, type=Path, help="labels' cohorts.parquet")
+    parser.add_argument("--network", required=True, type=Path, help="network stage's network_features.parquet")
+    parser.add_argument("--out", required=True, type=Path, help="folder for features.parquet and feature_families.json")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+
+    params = load_section(args.params, "features")
+    # spells here must end exactly where the labels' spells end
+    gap_weeks = load_section(args.params, "labels").gap_weeks
+    registers = Registers(**{name: io.read_parquet(args.ingested / f"{name}.parquet") for name in INPUTS})
+    cohorts = io.read_parquet(args.cohorts, columns=["as_of", "person_id"])
+    network = io.read_parquet(args.network)
+
+    own = build_features(registers, cohorts, params, gap_weeks, WESTERN_COUNTRIES)
+    families = feature_families(own.columns)
+    features = merge_network(own, network)
+    network_families = network_feature_families(c for c in network.columns if c not in ("as_of", "person_id"))
+    untagged = sorted(set(network.columns) - set(network_families) - {"as_of", "person_id"})
+    if untagged:
+        raise ValueError(f"{args.network}: network columns {untagged} have no family")
+    io.write_parquet(features, args.out / "features.parquet")
+    io.write_json({**families, **network_families}, args.out / "feature_families.json")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,249 @@
+"""The feature table: one row per as-of date x cohort member, every column tagged with a family.
+
+:func:`build_features` cuts the ingested registers to what was known at each as-of date
+(:func:`known_at`, the one place that decides it) and then computes, from the cut registers only:
+support history (``lyskegle.features_individual``), demographics, household and family,
+origin, audit attributes, and stairwell/building/area aggregates (``lyskegle.features_area``).
+Because every feature is computed from the cut, changing anything after an as-of date cannot change
+a feature of that date. :func:`merge_network` adds the network stage's columns;
+:func:`model_feature_columns` says which columns a model may use.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+from collections.abc import Collection, Mapping
+
+import numpy as np
+import pandas as pd
+
+from lyskegle.calendar import month_of_week, week_index
+from lyskegle.config import FeatureParams
+from lyskegle.features_area import ID_COLUMNS, LEVELS, neighbourhood_features
+from lyskegle.features_individual import (
+    audit_attributes,
+    demographic_features,
+    history_features,
+    household_features,
+    origin_features,
+)
+from lyskegle.status import employed_in_month, on_support_in_week
+
+log = logging.getLogger(__name__)
+
+KEYS = ("as_of", "person_id")
+FAMILIES = ("history", "demographic", "household", "family", "stairwell", "coworkers", "classmates", "area", "origin")
+AUDIT_FAMILY = "audit"
+
+
+@dataclasses.dataclass(frozen=True)
+class Registers:
+    """The ingested tables the features read (columns as in ``docs/DATA_MODEL.md``)."""
+
+    population: pd.DataFrame
+    dwellings: pd.DataFrame
+    benefits: pd.DataFrame
+    employment: pd.DataFrame
+    education: pd.DataFrame
+    income: pd.DataFrame
+
+
+def known_at(registers: Registers, as_of: dt.date) -> Registers:
+    """The registers as they were known at ``as_of`` (a Monday; week index ``a``).
+
+    Benefit runs are cut to weeks before ``a``; employment runs to months before the month of week
+    ``a``; the population keeps years up to the as-of year (status 1 January); education and
+    income keep years before it. Dwellings carry no time and stay as they are. Inputs are not
+    modified.
+    """
+    week = week_index(as_of)
+    month = int(month_of_week(week))
+    benefits = registers.benefits[registers.benefits["first_week"] < week].copy()
+    benefits["n_weeks"] = np.minimum(benefits["n_weeks"].to_numpy("int64"), week - benefits["first_week"].to_numpy("int64"))
+    employment = registers.employment[registers.employment["first_month"] < month].copy()
+    employment["n_months"] = np.minimum(
+        employment["n_months"].to_numpy("int64"), month - employment["first_month"].to_numpy("int64")
+    )
+    return Registers(
+        population=registers.population[registers.population["year"] <= as_of.year],
+        dwellings=registers.dwellings,
+        benefits=benefits,
+        employment=employment,
+        education=registers.education[registers.education["year"] <= as_of.year - 1],
+        income=registers.income[registers.income["year"] <= as_of.year - 1],
+    )
+
+
+def with_person_codes(registers: Registers, vocabulary: pd.Index) -> Registers:
+    """The registers with person ids replaced by their position in ``vocabulary`` (int64).
+
+    Hashing and sorting millions of string ids is most of the work otherwise; integer codes keep
+    every groupby and lookup cheap. Rows of persons outside ``vocabulary`` are dropped from the
+    person-level registers; in ``population`` they are kept with code -1 (the register's first
+    year still counts) and links to them (``partner_id``, ``mother_id``, ``father_id``) become NA.
+    """
+    def codes(ids: pd.Series) -> np.ndarray:
+        return vocabulary.get_indexer(ids.astype(object))
+
+    def coded(frame: pd.DataFrame) -> pd.DataFrame:
+        code = codes(frame["person_id"])
+        return frame.loc[code >= 0].assign(person_id=code[code >= 0])
+
+    population = registers.population.assign(person_id=codes(registers.population["person_id"]))
+    for link in ("partner_id", "mother_id", "father_id"):
+        link_code = codes(population[link]).astype("int64")
+        population[link] = pd.arrays.IntegerArray(link_code, link_code < 0)
+    return dataclasses.replace(
+        registers, population=population, benefits=coded(registers.benefits), employment=coded(registers.employment),
+        education=coded(registers.education), income=coded(registers.income),
+    )
+
+
+def _features_at(
+    coded: Registers,
+    as_of: dt.date,
+    persons: pd.Index,
+    params: FeatureParams,
+    gap_weeks: int,
+    western_countries: Collection[str],
+) -> pd.DataFrame:
+    """Every own feature of ``persons`` (person codes of :func:`with_person_codes`) at ``as_of``,
+    computed from what was known then; indexed by person code."""
+    known = known_at(coded, as_of)
+    week = week_index(as_of)
+    month = int(month_of_week(week))
+    population_now = (
+        known.population[(known.population["year"] == as_of.year) & (known.population["person_id"] >= 0)]
+        # sorted (codes follow the sorted ids), so that sums over neighbours do not depend on row order
+        .sort_values("person_id", kind="stable")
+        .drop_duplicates("person_id", keep="last")
+        .set_index("person_id")
+    )
+    history = history_features(
+        known.benefits, known.employment, week, month, persons,
+        params.support_windows_weeks, params.employment_windows_months, gap_weeks,
+    )
+    demographic = demographic_features(
+        population_now, known.population, known.education, known.income, as_of, persons, params.moves_years,
+    )
+    household, family = household_features(population_now, as_of, persons)
+    origin = origin_features(population_now, known.population, as_of, persons, western_countries)
+    neighbourhood = neighbourhood_features(
+        population_now, known.dwellings,
+        on_support=on_support_in_week(known.benefits, week - 1),
+        employed=employed_in_month(known.employment, month - 1),
+        as_of=as_of, persons=persons, min_group_persons=params.min_group_persons,
+        working_ages=(params.working_age_min, params.working_age_max), turnover_days=params.turnover_days,
+    )
+    audit = audit_attributes(population_now, neighbourhood["area"], as_of, persons, western_countries)
+    return pd.concat([history, demographic, household, family, origin, neighbourhood, audit], axis=1)
+
+
+def build_features(
+    registers: Registers,
+    cohorts: pd.DataFrame,
+    params: FeatureParams,
+    gap_weeks: int,
+    western_countries: Collection[str],
+) -> pd.DataFrame:
+    """The feature table for the union of cohorts: one row per ``as_of`` x ``person_id``.
+
+    ``cohorts`` needs ``as_of`` and ``person_id`` (labels' ``cohorts.parquet``; other columns are
+    ignored, so no label reaches the features). ``gap_weeks`` is ``labels.gap_weeks``, so that
+    spells here end where the labels' spells end. ``western_countries`` are the country codes
+    counted as Western (``lyskegle.countries.WESTERN_COUNTRIES``; every other non-Danish code is
+    non-Western). Rows are sorted by ``as_of``, ``person_id``; columns are ``as_of``,
+    ``person_id`` and the features of :func:`feature_families`.
+    """
+    members = cohorts[list(KEYS)].copy()
+    members["as_of"] = pd.to_datetime(members["as_of"]).dt.date
+    members["person_id"] = members["person_id"].astype("string")
+    members = members.drop_duplicates().sort_values(list(KEYS), kind="stable")
+    if members.empty:
+        raise ValueError("build_features: the cohorts table has no rows, so there is nothing to describe")
+    ids = pd.concat([registers.population["person_id"].astype("string"), members["person_id"]]).dropna()
+    vocabulary = pd.Index(np.sort(ids.unique().to_numpy(dtype=object)), name="person_id")
+    coded = with_person_codes(registers, vocabulary)
+    frames = []
+    for as_of, rows in members.groupby("as_of", sort=True):
+        log.info("features at %s: %d persons", as_of, len(rows))
+        persons = pd.Index(vocabulary.get_indexer(rows["person_id"]), name="person_id")
+        features = _features_at(coded, as_of, persons, params, gap_weeks, western_countries).reset_index(drop=True)
+        features.insert(0, "person_id", rows["person_id"].to_numpy())
+        features.insert(0, "as_of", as_of)
+        frames.append(features)
+    return pd.concat(frames, ignore_index=True)
+
+
+def feature_families(columns: Collection[str]) -> dict[str, str]:
+    """Family of each own feature column (keys excluded); a column without a family is an error.
+
+    The id columns ``stairwell_id`` (``stairwell``), ``building_id`` and ``area`` (``area``) are
+    tagged too; they are kept for fitted encoders and the insights stage, not as raw model inputs.
+    """
+    families: dict[str, str] = {}
+    for column in columns:
+        if column in KEYS:
+            continue
+        families[column] = _family_of(column)
+    return families
+
+
+def _family_of(column: str) -> str:
+    if column.startswith("audit_"):
+        return AUDIT_FAMILY
+    if column == "stairwell_id" or column.startswith("stairwell_"):
+        return "stairwell"
+    if column in ("building_id", "area", "lives_in_housing_area") or column.startswith(("building_", "area_")):
+        return "area"
+    if column.startswith(("origin_", "citizenship_")) or column == "years_in_denmark":
+        return "origin"
+    if column.startswith(("household_", "children_in_household")):
+        return "household"
+    if column in ("own_children_under_18", "lives_with_parent"):
+        return "family"
+    if column.startswith(("support_weeks_", "employed_months_", "last_week_", "earlier_spell", "current_spell")) or column in (
+        "on_support_last_week", "weeks_since_last_spell",
+    ):
+        return "history"
+    if column in ("age", "woman", "education_level", "basic_education_only", "years_at_address") or column.startswith(
+        ("moves_", "total_income", "wage_income", "disposable_income", "log_")
+    ):
+        return "demographic"
+    raise KeyError(f"feature column '{column}' has no family: add it to lyskegle.features._family_of")
+
+
+def merge_network(features: pd.DataFrame, network: pd.DataFrame) -> pd.DataFrame:
+    """``features`` with the network stage's columns joined on ``as_of`` x ``person_id``.
+
+    Persons missing from ``network`` get NaN. A network column with the same name as an own
+    feature is an error (it would silently replace one of them).
+    """
+    clash = sorted((set(network.columns) & set(features.columns)) - set(KEYS))
+    if clash:
+        raise ValueError(f"network features {clash} have the same names as individual/area features")
+    network = network.copy()
+    network["as_of"] = pd.to_datetime(network["as_of"]).dt.date
+    network["person_id"] = network["person_id"].astype("string")
+    if network.duplicated(list(KEYS)).any():
+        raise ValueError("network features: more than one row for an as_of x person_id")
+    return features.merge(network, on=list(KEYS), how="left", validate="one_to_one")
+
+
+def model_feature_columns(families: Mapping[str, str], include_origin: bool) -> list[str]:
+    """The columns a model may use: every tagged feature except audit attributes, the raw id
+    columns (``stairwell_id``, ``building_id``, ``area``: encoded by a fitted encoder instead),
+    and, unless ``include_origin`` (``features.include_origin``), the ``origin`` family."""
+    excluded_families = {AUDIT_FAMILY} | (set() if include_origin else {"origin"})
+    return [
+        column for column, family in families.items()
+        if family not in excluded_families and column not in ID_COLUMNS and column not in KEYS
+    ]
+
+
+__all__ = [
+    "FAMILIES", "ID_COLUMNS", "KEYS", "LEVELS", "Registers", "build_features", "feature_families",
+    "known_at", "merge_network", "model_feature_columns",
+]
