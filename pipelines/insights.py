@@ -1,0 +1,110 @@
+"""Stage `insights`: feature families, stairwell effects and subgroups for one target.
+
+Reads the features and their family tags, the cohorts, the ingested tables that describe residents
+(population, dwellings, education, benefits) and the trained model with its ``model_info.json``.
+Writes to ``--reports`` (``reports/<target>``): ``feature_families.csv``, ``stairwells.csv`` and
+``subgroups.csv``, every row covering at least ``privacy.min_cell`` persons.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from lyskegle import io
+from lyskegle.config import load_section
+from lyskegle.insights import (
+    ExpectedModelSettings,
+    discover_subgroups,
+    expected_without_stairwell,
+    family_importance,
+    readable_attributes,
+    stairwell_effects,
+)
+from lyskegle.models import ColumnRoles, labelled_rows, model_inputs
+from lyskegle.privacy import suppress_small_cells
+
+log = logging.getLogger("lyskegle.pipelines.insights")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--params", required=True, type=Path)
+    parser.add_argument("--target", required=True, choices=["exit_26w", "self_sufficient"])
+    parser.add_argument("--features", required=True, type=Path, help="features.parquet")
+    parser.add_argument("--families", required=True, type=Path, help="feature_families.json")
+    parser.add_argument("--cohorts", required=True, type=Path, help="cohorts.parquet of the labels stage")
+    parser.add_argument("--ingested", required=True, type=Path, help="folder of the ingest stage's tables")
+    parser.add_argument("--model-dir", required=True, type=Path, help="models/<target> (model.joblib, model_info.json)")
+    parser.add_argument("--reports", required=True, type=Path, help="reports/<target>")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+
+    params = load_section(args.params, "insights")
+    min_cell = load_section(args.params, "privacy").min_cell
+    families = io.read_json(args.families)
+    info = io.read_json(args.model_dir / "model_info.json")
+    model = io.read_model(args.model_dir / "model.joblib")
+    for key in ("train_as_of", "test_as_of", "inputs"):
+        if key not in info:
+            raise KeyError(f"{args.model_dir / 'model_info.json'}: '{key}' is missing")
+
+    features = io.read_parquet(args.features)
+    cohorts = io.read_parquet(args.cohorts, columns=["target", "as_of", "person_id", "label", "censored"])
+    rows, _ = labelled_rows(features, cohorts, args.target)
+    del features
+    test_dates = pd.to_datetime(pd.Series(info["test_as_of"]))
+    train_dates = pd.to_datetime(pd.Series(info["train_as_of"]))
+    test = rows[rows["as_of"].isin(test_dates)].reset_index(drop=True)
+    train = rows[rows["as_of"].isin(train_dates)].reset_index(drop=True)
+    if test.empty or train.empty:
+        raise ValueError(f"{args.target}: no labelled rows at the model's training or test as-of dates "
+                         f"({info['train_as_of']} / {info['test_as_of']})")
+    log.info("%s: %d training rows, %d test rows", args.target, len(train), len(test))
+
+    roles = ColumnRoles(
+        numeric=tuple(info["inputs"]["numeric"]),
+        categorical=tuple(info["inputs"].get("categorical", [])),
+        stairwell=info["inputs"].get("stairwell"),
+    )
+    log.info("%s: grouped permutation importance (%d repeats)", args.target, params.importance_repeats)
+    importance = family_importance(
+        model, model_inputs(test, roles), test["label"].to_numpy(), families,
+        repeats=params.importance_repeats, max_rows=params.importance_rows, metric=params.importance_metric,
+        level=params.interval_level, random_state=params.random_state,
+    )
+    # an importance is an aggregate over the sampled rows: it is shown only if they are enough
+    importance = suppress_small_cells(importance, "rows", min_cell, ["importance", "interval_low", "interval_high"], total_groups=None)
+    io.write_csv(importance.drop(columns="suppressed"), args.reports / "feature_families.csv")
+
+    log.info("%s: stairwell effects against a model without stairwell features", args.target)
+    settings = ExpectedModelSettings(**params.expected_model.model_dump(), random_state=params.random_state)
+    test["expected"] = expected_without_stairwell(train, train["label"].to_numpy(), test, families, settings,
+                                                  candidates=roles.numeric)
+    stairwells = stairwell_effects(test[["stairwell_id", "person_id", "label", "expected"]], min_persons=min_cell,
+                                   level=params.interval_level)
+    io.write_csv(stairwells, args.reports / "stairwells.csv")
+
+    log.info("%s: subgroup discovery (at least %d persons each)", args.target, params.min_subgroup)
+    population = io.read_parquet(args.ingested / "population.parquet")
+    dwellings = io.read_parquet(args.ingested / "dwellings.parquet", columns=["dwelling_id", "area"])
+    education = io.read_parquet(args.ingested / "education.parquet", columns=["person_id", "year", "education_group"])
+    benefits = io.read_parquet(args.ingested / "benefits.parquet", columns=["person_id", "code", "first_week", "n_weeks"])
+    attributes = readable_attributes(
+        rows[["person_id", "as_of", "label"]].assign(as_of=rows["as_of"].dt.date), population, dwellings, education,
+        benefits, top_citizenships=params.subgroup_top_citizenships,
+    )
+    subgroups = discover_subgroups(
+        attributes, params.subgroup_attributes, min_subgroup=max(params.min_subgroup, min_cell),
+        max_conditions=params.subgroup_max_conditions, beam_width=params.subgroup_beam_width,
+        results=params.subgroup_results, level=params.interval_level,
+    )
+    io.write_csv(subgroups, args.reports / "subgroups.csv")
+    log.info("%s: %d families, %d stairwells shown, %d subgroups", args.target, len(importance), len(stairwells), len(subgroups))
+
+
+if __name__ == "__main__":
+    main()

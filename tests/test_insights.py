@@ -1,0 +1,173 @@
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lyskegle.calendar import week_index
+from lyskegle.insights import (
+    ExpectedModelSettings,
+    discover_subgroups,
+    expected_without_stairwell,
+    family_importance,
+    readable_attributes,
+    stairwell_effects,
+    wilson_interval,
+)
+
+
+class FirstColumnModel:
+    """Scores rows by column ``a`` alone; ``b`` is read but ignored."""
+
+    feature_names_in_ = np.array(["a", "b"])
+
+    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
+        assert list(frame.columns) == ["a", "b"]
+        p = 1 / (1 + np.exp(-frame["a"].to_numpy()))
+        return np.column_stack([1 - p, p])
+
+
+def test_family_importance_is_zero_for_an_unused_family_and_large_for_the_used_one():
+    labels = np.tile([0, 1], 200)
+    frame = pd.DataFrame({"a": labels * 4.0 - 2.0, "b": np.arange(400.0), "audit_sex": 1})
+    families = {"a": "history", "b": "origin", "audit_sex": "audit"}
+    table = family_importance(FirstColumnModel(), frame, labels, families, repeats=5, max_rows=300, random_state=1)
+    by_family = table.set_index("family")
+    assert list(table["family"]) == ["history", "origin"]  # the audit column is not a model input
+    assert by_family.loc["history", "baseline"] == 1.0  # column a separates the labels perfectly
+    # shuffling a leaves an AUC near 0.5, a drop near 0.5
+    assert 0.35 < by_family.loc["history", "importance"] < 0.65
+    assert by_family.loc["history", "interval_low"] <= by_family.loc["history", "importance"] <= by_family.loc["history", "interval_high"]
+    assert by_family.loc["origin", "importance"] == 0.0 and by_family.loc["origin", "interval_high"] == 0.0
+    assert by_family.loc["history", "rows"] == 300
+
+
+def test_family_importance_is_reproducible_with_the_same_random_state():
+    labels = np.tile([0, 1, 1], 100)
+    frame = pd.DataFrame({"a": labels + np.linspace(-1, 1, 300), "b": 0.0})
+    families = {"a": "history", "b": "origin"}
+    first = family_importance(FirstColumnModel(), frame, labels, families, repeats=3, max_rows=200, random_state=7)
+    again = family_importance(FirstColumnModel(), frame, labels, families, repeats=3, max_rows=200, random_state=7)
+    pd.testing.assert_frame_equal(first, again)
+
+
+def _stairwell_rows(observed_positives: dict[str, tuple[int, int]], expected: float) -> pd.DataFrame:
+    rows = []
+    for stairwell, (persons, positives) in observed_positives.items():
+        for i in range(persons):
+            rows.append({"stairwell_id": stairwell, "person_id": f"{stairwell}-{i}", "label": int(i < positives), "expected": expected})
+    return pd.DataFrame(rows)
+
+
+def test_stairwell_doing_worse_than_its_residents_profile_ranks_first_and_is_shrunk():
+    rows = _stairwell_rows({"s1": (20, 2), "s2": (20, 10), "s3": (20, 11), "s4": (20, 9), "s5": (3, 0)}, expected=0.5)
+    table = stairwell_effects(rows, min_persons=5)
+    assert "s5" not in set(table["stairwell_id"])  # 3 persons: under min_cell, not shown
+    first = table.iloc[0]
+    assert first["stairwell_id"] == "s1" and first["rank"] == 1
+    assert first["observed_rate"] == 0.1 and first["expected_rate"] == 0.5
+    # raw ratio 2/10 = 0.2; common ratio m = 32/41.5 = 0.771; sampling variance of a 20-person
+    # ratio v = 20 * 0.25 / 10^2 = 0.05; between-stairwell variance by moments
+    # tau^2 = 0.1427 - 0.0602 = 0.0825; shrunk: m + tau^2 / (tau^2 + v) * (0.2 - m) = 0.415
+    assert first["effect"] == pytest.approx(0.4154, abs=1e-3)
+    assert first["between_sd"] == pytest.approx(0.0825**0.5, abs=1e-3)
+    assert first["interval_low"] < first["effect"] < first["interval_high"] < 1.0
+    assert first["shrunk_rate"] == pytest.approx(0.5 * first["effect"])
+
+
+def test_stairwells_that_look_alike_are_shrunk_to_the_common_ratio():
+    rows = _stairwell_rows({"s1": (10, 5), "s2": (10, 5), "s3": (10, 5)}, expected=0.5)
+    table = stairwell_effects(rows, min_persons=5)
+    assert table["effect"].to_numpy() == pytest.approx([1.0, 1.0, 1.0])
+    assert (table["between_sd"] == 0).all()
+    assert list(table["stairwell_id"]) == ["s1", "s2", "s3"]  # ties ranked by id
+
+
+def test_expected_rate_model_does_not_see_stairwell_features():
+    rng = np.random.default_rng(0)
+    stairwell_rate = rng.uniform(size=2000)
+    train = pd.DataFrame({"stairwell_rate": stairwell_rate, "age": rng.normal(size=2000), "stairwell_id": "s"})
+    labels = (rng.uniform(size=2000) < stairwell_rate).astype(int)  # only the stairwell predicts the label
+    families = {"stairwell_rate": "stairwell", "age": "demographic"}
+    test = train.iloc[:500]
+    expected = expected_without_stairwell(train, labels, test, families, ExpectedModelSettings(max_iter=20, random_state=0))
+    # without the stairwell column the model can only learn the base rate (about 0.5)
+    assert abs(expected.mean() - labels.mean()) < 0.05
+    assert expected.std() < 0.1
+    # a column outside the candidates (origin, when the main model leaves it out) is not used either
+    train_with_origin = train.assign(origin_non_western=stairwell_rate)
+    families_with_origin = {**families, "origin_non_western": "origin"}
+    limited = expected_without_stairwell(train_with_origin, labels, train_with_origin.iloc[:500], families_with_origin,
+                                         ExpectedModelSettings(max_iter=20, random_state=0), candidates=["age", "stairwell_rate"])
+    assert limited.std() < 0.1
+
+
+def test_wilson_interval_of_zero_in_ten():
+    low, high = wilson_interval(np.array([0]), np.array([10]))
+    assert low[0] == pytest.approx(0.0, abs=1e-12)
+    assert high[0] == pytest.approx(3.8415 / 13.8415, abs=1e-4)  # z^2 / (n + z^2)
+
+
+def _subgroup_rows() -> pd.DataFrame:
+    rows = []
+    for i in range(200):
+        older, iraqi = i % 2 == 0, i < 80
+        special = older and iraqi  # 40 persons: ages 30-39 with Iraqi citizenship
+        label = int(i % 20 == 0) if special else i % 2 == 1 or i % 4 == 2  # special: p0, p20, p40, p60
+        tiny = 100 <= i < 110  # 10 persons with a PhD, all with label 0: too few to show
+        rows.append({
+            "person_id": f"p{i}", "label": 0 if tiny else int(label),
+            "age_band": "30-39" if older else "20-29", "age_band_en": "30-39" if older else "20-29",
+            "citizenship": "Irak" if iraqi else "dansk", "citizenship_en": "Irak" if iraqi else "Danish",
+            "education": "ph.d." if tiny else "kun grundskole", "education_en": "PhD" if tiny else "basic school only",
+        })
+    return pd.DataFrame(rows)
+
+
+def test_subgroup_discovery_finds_the_low_rate_conjunction():
+    table = discover_subgroups(
+        _subgroup_rows(), ["age_band", "citizenship", "education"],
+        min_subgroup=30, max_conditions=3, beam_width=5, results=3,
+    )
+    lowest = table[table["direction"] == "lowest"].iloc[0]
+    assert lowest["description_da"] == "alder: 30-39, statsborgerskab: Irak"
+    assert lowest["description_en"] == "age: 30-39, citizenship: Irak"
+    assert lowest["persons"] == 40 and lowest["rate"] == pytest.approx(4 / 40)
+    assert lowest["interval_low"] < lowest["rate"] < lowest["interval_high"]
+    assert (table["persons"] >= 30).all()
+    assert not table["description_da"].str.contains("ph.d.").any()  # 10 persons never make a subgroup
+    assert set(table["direction"]) == {"lowest", "highest"}
+    highest = table[table["direction"] == "highest"].iloc[0]
+    assert highest["rate"] > 0.5
+
+
+def test_subgroup_refinement_selecting_the_same_rows_is_listed_once():
+    rows = _subgroup_rows()
+    table = discover_subgroups(rows, ["age_band", "citizenship", "education"], min_subgroup=30, max_conditions=3, beam_width=5, results=10)
+    # "30-39 and Irak" and "30-39, Irak, basic school only" select the same 40 rows (no PhD among them)
+    lowest = table[table["direction"] == "lowest"]
+    assert (lowest["persons"] == 40).sum() == 1
+
+
+def test_readable_attributes_are_known_at_the_as_of_date():
+    as_of = dt.date(2020, 1, 6)
+    cohort = pd.DataFrame({"person_id": ["p1", "p2"], "as_of": [as_of, as_of], "label": [1, 0]})
+    population = pd.DataFrame({
+        "person_id": ["p1", "p2", "p3"], "year": [2020, 2020, 2020],
+        "birth_date": [dt.date(1990, 1, 7), dt.date(1960, 1, 1), dt.date(1961, 1, 1)],  # p1 turns 30 the day after
+        "sex": [2, 1, 2], "origin_type": [1, 2, 2], "citizenship": ["5100", "5422", "5422"],
+        "dwelling_id": ["d1", "d2", "d2"], "family_id": ["f1", "f2", "f2"],
+    })
+    dwellings = pd.DataFrame({"dwelling_id": ["d1", "d2"], "area": [None, "Vest"]})
+    education = pd.DataFrame({"person_id": ["p1", "p1"], "year": [2019, 2020], "education_group": [10, 70]})
+    benefits = pd.DataFrame({"person_id": ["p2"], "code": [131], "first_week": [week_index(as_of) - 30], "n_weeks": [40]})
+    out = readable_attributes(cohort, population, dwellings, education, benefits, top_citizenships=3).set_index("person_id")
+    assert out.loc["p1", "age_band"] == "20-29"
+    assert out.loc["p1", "education"] == "kun grundskole"  # the 2020 degree is not known yet
+    assert out.loc["p1", "household"] == "bor alene" and out.loc["p2", "household"] == "2 personer"
+    assert out.loc["p1", "area"] == "uden for boligområde" and out.loc["p2", "area"] == "område Vest"
+    assert out.loc["p2", "citizenship"] == "Irak" and out.loc["p1", "citizenship"] == "dansk"
+    assert out.loc["p2", "support_last_year"] == "26-51 uger"  # 30 weeks before the as-of week
+    assert out.loc["p1", "support_last_year_en"] == "0 weeks"
