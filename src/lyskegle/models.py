@@ -1,0 +1,466 @@
+"""The model grid, its scikit-learn pipelines, selection across folds, calibration and the test run.
+
+One call, :func:`train_and_evaluate`, takes the labelled rows of one target and returns everything
+the train stage writes: the chosen, calibrated model, per-fold selection scores, test predictions
+and the aggregate metrics and curves.
+
+Calibration (decided here): the chosen model is fitted on every training as-of date at least
+``train.gap_weeks`` before the *last* training as-of date (that is the last selection fold's fit,
+so it is reused, not refitted), and a calibrator (isotonic or sigmoid) is fitted on the scores it
+gives the last training as-of date, out of time, as in use; the base model is frozen
+(``CalibratedClassifierCV(FrozenEstimator(...))``). The calibrator thus maps exactly the scores of
+the model it wraps. The price is that the base model does not see the last training as-of date;
+with ``train.calibration: none`` the chosen model is instead refitted on the whole training period.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, clone
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.frozen import FrozenEstimator
+from sklearn.impute import SimpleImputer
+from sklearn.inspection import permutation_importance
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler, TargetEncoder
+from threadpoolctl import threadpool_limits
+
+from lyskegle.config import TrainParams
+from lyskegle.evaluation import (
+    LOWER_IS_BETTER,
+    Fold,
+    baseline_score,
+    baseline_sign,
+    calibration_table,
+    curve_points,
+    metric_key,
+    precision_at_k_table,
+    score_metrics,
+    selection_folds,
+    temporal_split,
+)
+
+log = logging.getLogger(__name__)
+
+STAIRWELL_COLUMN = "stairwell_id"
+AUDIT_COLUMNS = ("audit_sex", "audit_age_band", "audit_origin_group", "audit_area")
+MISSING_CATEGORY = "missing"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One point of the model grid: a model kind and its hyperparameters."""
+
+    kind: str
+    settings: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        inside = ",".join(f"{key}={value:g}" if isinstance(value, float) else f"{key}={value}"
+                          for key, value in self.settings.items())
+        return f"{self.kind}({inside})"
+
+
+def model_grid(params: TrainParams) -> list[Candidate]:
+    """Every combination of the listed hyperparameter values, for every model kind in ``train.models``."""
+    candidates = []
+    for kind in params.models:
+        grid = getattr(params, kind).model_dump()
+        keys = list(grid)
+        values = [grid[key] if isinstance(grid[key], list) else [grid[key]] for key in keys]
+        candidates.extend(Candidate(kind, dict(zip(keys, combo))) for combo in itertools.product(*values))
+    return candidates
+
+
+@dataclass(frozen=True)
+class ColumnRoles:
+    """Which model input columns are numeric, which is the stairwell id, which are other categories."""
+
+    numeric: tuple[str, ...]
+    categorical: tuple[str, ...] = ()
+    stairwell: str | None = None
+
+    @property
+    def columns(self) -> list[str]:
+        return [*self.numeric, *self.categorical, *([self.stairwell] if self.stairwell else [])]
+
+
+def column_roles(features: pd.DataFrame, feature_columns: Sequence[str], use_stairwell: bool) -> ColumnRoles:
+    """Sort ``feature_columns`` (and ``stairwell_id`` when ``use_stairwell``) by how they enter a model."""
+    missing = [c for c in feature_columns if c not in features.columns]
+    if missing:
+        raise KeyError(f"feature columns {missing} are not in the features table")
+    numeric = tuple(c for c in feature_columns
+                    if pd.api.types.is_numeric_dtype(features[c]) or pd.api.types.is_bool_dtype(features[c]))
+    categorical = tuple(c for c in feature_columns if c not in numeric and c != STAIRWELL_COLUMN)
+    stairwell = STAIRWELL_COLUMN if use_stairwell and STAIRWELL_COLUMN in features.columns else None
+    return ColumnRoles(numeric, categorical, stairwell)
+
+
+def model_inputs(rows: pd.DataFrame, roles: ColumnRoles) -> pd.DataFrame:
+    """The model's input frame: numeric columns as float64 with NaN, categories as str with ``missing``.
+
+    Plain NumPy dtypes, so scikit-learn and the MLflow signature see the same types whatever
+    backend (pyarrow, nullable) the features table was read with.
+    """
+    out = {}
+    for column in roles.numeric:
+        out[column] = pd.to_numeric(rows[column], errors="coerce").astype("float64").to_numpy(na_value=np.nan)
+    for column in (*roles.categorical, *([roles.stairwell] if roles.stairwell else [])):
+        out[column] = rows[column].astype("string").fillna(MISSING_CATEGORY).to_numpy(dtype=object)
+    return pd.DataFrame(out, index=rows.index)
+
+
+def build_pipeline(candidate: Candidate, roles: ColumnRoles, random_state: int,
+                   stairwell_encoder: BaseEstimator | None = None) -> Pipeline:
+    """An unfitted pipeline for ``candidate``.
+
+    Logistic regression: median imputation with missing indicators, then standard scaling.
+    Gradient boosting: numeric columns pass through (it handles NaN itself). Both: the stairwell
+    id becomes a rate through ``stairwell_encoder`` (scikit-learn's cross-fitted ``TargetEncoder``
+    when none is given), fitted inside the pipeline on training rows only; other categories are
+    one-hot encoded with rare levels pooled.
+    """
+    linear = candidate.kind == "logistic"
+    numeric = (
+        Pipeline([("impute", SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True)),
+                  ("scale", StandardScaler())])
+        if linear else "passthrough"
+    )
+    parts: list[tuple[str, Any, list[str]]] = [("numeric", numeric, list(roles.numeric))]
+    if roles.categorical:
+        parts.append(("categorical", OneHotEncoder(handle_unknown="infrequent_if_exist", min_frequency=20,
+                                                   sparse_output=False), list(roles.categorical)))
+    if roles.stairwell:
+        encoder = clone(stairwell_encoder) if stairwell_encoder is not None else TargetEncoder(
+            target_type="binary", random_state=random_state)
+        steps = [("rate", encoder), ("impute", SimpleImputer(strategy="median", keep_empty_features=True))]
+        if linear:
+            steps.append(("scale", StandardScaler()))
+        parts.append(("stairwell", Pipeline(steps), [roles.stairwell]))
+    prepare = ColumnTransformer(parts, remainder="drop", verbose_feature_names_out=False)
+    if linear:
+        estimator = LogisticRegression(C=candidate.settings["C"], max_iter=candidate.settings["max_iter"])
+    elif candidate.kind == "hist_gradient_boosting":
+        estimator = HistGradientBoostingClassifier(**candidate.settings, random_state=random_state)
+    else:
+        raise ValueError(f"unknown model kind '{candidate.kind}' in train.models")
+    return Pipeline([("prepare", prepare), ("model", estimator)])
+
+
+def labelled_rows(features: pd.DataFrame, cohorts: pd.DataFrame, target: str) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Features of the cohort members of ``target`` with their label, censored rows excluded.
+
+    ``cohorts`` has ``target``, ``as_of``, ``person_id``, ``label``, ``censored``; ``features`` one
+    row per ``as_of`` x ``person_id``. Returns the joined rows (``as_of`` as datetime64, ``label``
+    as int8) and counts: ``cohort_rows``, ``censored`` (label missing or flagged censored),
+    ``without_features`` (cohort rows with no features row; excluded too).
+    """
+    cohort = cohorts.loc[cohorts["target"] == target, ["as_of", "person_id", "label", "censored"]].copy()
+    if cohort.empty:
+        raise ValueError(f"cohorts hold no rows for target '{target}'")
+    censored = cohort["censored"].fillna(True).astype(bool) | cohort["label"].isna()
+    cohort = cohort.loc[~censored]
+    cohort["as_of"] = pd.to_datetime(cohort["as_of"])
+    cohort["label"] = cohort["label"].astype("int8")
+    # Join on the keys alone, then take the matching feature rows once: copying the wide table
+    # through a merge costs more than the join itself.
+    keys = pd.DataFrame({"as_of": pd.to_datetime(features["as_of"]).to_numpy(),
+                         "person_id": features["person_id"].to_numpy(), "_row": np.arange(len(features))})
+    matched = cohort.drop(columns="censored").merge(keys, on=["as_of", "person_id"], how="inner",
+                                                    validate="one_to_one")
+    others = [i for i, c in enumerate(features.columns) if c not in ("as_of", "person_id")]
+    taken = features.iloc[matched["_row"].to_numpy(), others].reset_index(drop=True)
+    joined = pd.concat([matched.drop(columns="_row").reset_index(drop=True), taken], axis=1)
+    counts = {
+        "cohort_rows": int(len(censored)),
+        "censored": int(censored.sum()),
+        "without_features": int(len(cohort) - len(joined)),
+    }
+    return joined.reset_index(drop=True), counts
+
+
+def _sample(positions: np.ndarray, max_rows: int, rng: np.random.Generator) -> np.ndarray:
+    """At most ``max_rows`` of ``positions``, drawn without replacement, in their original order."""
+    if len(positions) <= max_rows:
+        return positions
+    return np.sort(rng.choice(positions, size=max_rows, replace=False))
+
+
+@dataclass
+class TrainingResult:
+    """What :func:`train_and_evaluate` returns; every frame except ``test_predictions`` is aggregate."""
+
+    chosen: Candidate
+    model: Any
+    roles: ColumnRoles
+    train_as_of: tuple[dt.date, ...]
+    test_as_of: tuple[dt.date, ...]
+    folds: list[Fold]
+    selection: pd.DataFrame          # candidate x fold metrics
+    metrics: dict[str, Any]          # test metrics of the model and of the baseline, overall
+    metrics_by_as_of: pd.DataFrame   # the same per test as-of date
+    test_predictions: pd.DataFrame   # person level: stays in the DVC workspace
+    curves: pd.DataFrame
+    baseline_curves: pd.DataFrame
+    calibration: pd.DataFrame
+    precision_at_k: pd.DataFrame
+    thresholds: dict[str, float]
+    baseline_sign: int
+    importance: pd.DataFrame
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+def train_and_evaluate(rows: pd.DataFrame, roles: ColumnRoles, params: TrainParams, horizon_weeks: int,
+                       baseline_column: str, min_cell: int, stairwell_encoder: BaseEstimator | None = None,
+                       progress: Any = None) -> TrainingResult:
+    """Select, calibrate and test a model on the labelled rows of one target.
+
+    ``rows`` comes from :func:`labelled_rows`: ``as_of``, ``person_id``, ``label``, the model input
+    columns of ``roles``, ``baseline_column`` and the audit columns. ``progress`` (optional) is
+    called with a short message before each fit. Native thread pools (OpenMP, BLAS) are held to
+    ``train.threads``: on a shared machine, oversubscribed OpenMP makes gradient boosting many
+    times slower. Returns a :class:`TrainingResult`.
+    """
+    with threadpool_limits(params.threads):
+        return _train_and_evaluate(rows, roles, params, horizon_weeks, baseline_column, min_cell,
+                                   stairwell_encoder, progress)
+
+
+def _train_and_evaluate(
+    rows: pd.DataFrame,
+    roles: ColumnRoles,
+    params: TrainParams,
+    horizon_weeks: int,
+    baseline_column: str,
+    min_cell: int,
+    stairwell_encoder: BaseEstimator | None = None,
+    progress: Any = None,
+) -> TrainingResult:
+    if baseline_column not in rows.columns:
+        raise KeyError(f"baseline column '{baseline_column}' (train.baseline_feature) is not in the features table")
+    rng = np.random.default_rng(params.random_state)
+    notify = progress or (lambda message: None)
+    # Dates as integer codes: comparing millions of date objects is slow.
+    day_codes, as_of_code = np.unique(rows["as_of"].to_numpy("datetime64[D]"), return_inverse=True)
+    dates = [d.item() for d in day_codes]
+    split = temporal_split(dates, params.test_as_of_count, params.gap_weeks, horizon_weeks)
+    folds = selection_folds(split.train_as_of, params.gap_weeks, params.selection_folds)
+    labels = rows["label"].to_numpy("int64")
+    order = np.argsort(as_of_code, kind="stable")
+    bounds = np.searchsorted(as_of_code[order], np.arange(len(dates) + 1))
+    positions_of = {d: np.sort(order[bounds[i]:bounds[i + 1]]) for i, d in enumerate(dates)}
+    as_of = np.asarray(dates, dtype=object)[as_of_code]
+
+    def positions(dates: Sequence[dt.date]) -> np.ndarray:
+        return np.sort(np.concatenate([positions_of[d] for d in dates]))
+
+    def fit(candidate: Candidate, at: np.ndarray) -> Pipeline:
+        pipeline = build_pipeline(candidate, roles, params.random_state, stairwell_encoder)
+        at = _sample(at, params.max_fit_rows, rng)
+        return pipeline.fit(model_inputs(rows.iloc[at], roles), labels[at])
+
+    def predict(model: Any, at: np.ndarray) -> np.ndarray:
+        return model.predict_proba(model_inputs(rows.iloc[at], roles))[:, 1]
+
+    candidates = model_grid(params)
+    selection_rows, last_fold_models = [], {}
+    for candidate in candidates:
+        for number, fold in enumerate(folds, start=1):
+            notify(f"{candidate.name}: fold {number}/{len(folds)} (validate {fold.validate_as_of})")
+            model = fit(candidate, positions(fold.fit_as_of))
+            # a sample scores a fold as precisely as all rows, at a fraction of the prediction time
+            validate = _sample(positions_of[fold.validate_as_of], params.max_fit_rows, rng)
+            scores = score_metrics(labels[validate], predict(model, validate), params.top_k_percent)
+            selection_rows.append({"candidate": candidate.name, "kind": candidate.kind, "fold": number,
+                                   "validate_as_of": fold.validate_as_of, "rows": len(validate), **scores})
+            if fold is folds[-1]:
+                last_fold_models[candidate.name] = model
+    selection = pd.DataFrame(selection_rows)
+    chosen = choose_candidate(selection, params.selection_metric, candidates)
+
+    calibration_rows = positions_of[folds[-1].validate_as_of]
+    if params.calibration == "none":
+        notify(f"{chosen.name}: refit on the whole training period")
+        model = fit(chosen, positions(split.train_as_of))
+    else:
+        notify(f"{chosen.name}: {params.calibration} calibration on {folds[-1].validate_as_of}")
+        at = _sample(calibration_rows, params.max_fit_rows, rng)
+        model = CalibratedClassifierCV(FrozenEstimator(last_fold_models[chosen.name]), method=params.calibration)
+        model.fit(model_inputs(rows.iloc[at], roles), labels[at])
+
+    train_at = positions(split.train_as_of)
+    sign = baseline_sign(labels[train_at], rows[baseline_column].to_numpy("float64", na_value=np.nan)[train_at])
+    test_at = positions(split.test_as_of)
+    notify(f"{chosen.name}: scoring {len(test_at)} test rows")
+    test_score = predict(model, test_at)
+    rule_score = baseline_score(rows[baseline_column].to_numpy("float64", na_value=np.nan)[test_at], sign)
+    y_test = labels[test_at]
+
+    metrics = _compare(y_test, test_score, rule_score, params.top_k_percent, min_cell)
+    by_as_of = []
+    for date in split.test_as_of:
+        inside = as_of[test_at] == date
+        by_as_of.append({"as_of": date, **_compare(y_test[inside], test_score[inside], rule_score[inside],
+                                                   params.top_k_percent, min_cell)})
+    calibration_scores = predict(model, calibration_rows)
+    thresholds = {metric_key("threshold", k): float(np.quantile(calibration_scores, 1 - k / 100))
+                  for k in params.top_k_percent}
+
+    notify(f"{chosen.name}: permutation importance on up to {params.importance_rows} test rows")
+    importance = permutation_importance_table(model, rows.iloc[test_at], roles, y_test, params.importance_rows,
+                                              params.importance_repeats, params.random_state)
+
+    test_predictions = pd.DataFrame({
+        "person_id": rows["person_id"].iloc[test_at].to_numpy(),
+        "as_of": as_of[test_at],
+        "label": y_test.astype("int8"),
+        "score": test_score,
+        "baseline_score": rule_score,
+        **{c: rows[c].iloc[test_at].to_numpy() for c in AUDIT_COLUMNS if c in rows.columns},
+    })
+    return TrainingResult(
+        chosen=chosen, model=model, roles=roles, train_as_of=split.train_as_of, test_as_of=split.test_as_of,
+        folds=folds, selection=selection, metrics=metrics, metrics_by_as_of=pd.DataFrame(by_as_of),
+        test_predictions=test_predictions,
+        curves=curve_points(y_test, test_score, params.curve_points, min_cell),
+        baseline_curves=curve_points(y_test, rule_score, params.curve_points, min_cell),
+        calibration=calibration_table(y_test, test_score, params.calibration_bins, min_cell),
+        precision_at_k=precision_at_k_table(y_test, test_score, rule_score, params.top_k_percent),
+        thresholds=thresholds, baseline_sign=sign, importance=importance,
+        counts={"train_rows": int(len(train_at)), "test_rows": int(len(test_at)),
+                "test_positives": int(y_test.sum()), "calibration_rows": int(len(calibration_rows))},
+    )
+
+
+def _compare(y: np.ndarray, score: np.ndarray, rule: np.ndarray, top_k_percent: Sequence[float],
+             min_cell: int) -> dict[str, Any]:
+    """Model metrics, ``baseline_``-prefixed rule metrics and ``persons``/``positives``.
+
+    Metrics over fewer than ``min_cell`` persons, positives or negatives are left out (None):
+    with so few, a precision or a rate describes identifiable people.
+    """
+    positives = int(y.sum())
+    out: dict[str, Any] = {"persons": int(len(y)), "positives": positives}
+    if min(positives, len(y) - positives) < min_cell:
+        return out
+    out.update(score_metrics(y, score, top_k_percent))
+    out.update({f"baseline_{k}": v for k, v in score_metrics(y, rule, top_k_percent, probability=False).items()})
+    for name in ("roc_auc", "average_precision", *(metric_key("precision", k) for k in top_k_percent)):
+        out[f"gain_{name}"] = out[name] - out[f"baseline_{name}"]
+    return out
+
+
+def choose_candidate(selection: pd.DataFrame, metric: str, candidates: Sequence[Candidate]) -> Candidate:
+    """The candidate with the best mean ``metric`` across folds (lowest for brier/log_loss).
+
+    ``selection`` has one row per candidate x fold with a ``candidate`` column. Ties go to the
+    earlier candidate in the grid (logistic first: the simpler model wins a tie).
+    """
+    means = selection.groupby("candidate", sort=False)[metric].mean()
+    if means.isna().all():
+        raise ValueError(f"train.selection_metric '{metric}' could not be computed on any fold")
+    order = [c.name for c in candidates]
+    means = means.reindex(order)
+    best = means.idxmin() if metric in LOWER_IS_BETTER else means.idxmax()
+    return candidates[order.index(best)]
+
+
+def permutation_importance_table(model: Any, rows: pd.DataFrame, roles: ColumnRoles, labels: np.ndarray,
+                                 n_rows: int, n_repeats: int, random_state: int) -> pd.DataFrame:
+    """Permutation importance (drop in average precision) per input column on a sample of ``rows``.
+
+    Returns ``feature``, ``importance_mean``, ``importance_std``, largest first. The values are
+    aggregates over the whole sample.
+    """
+    rng = np.random.default_rng(random_state)
+    at = _sample(np.arange(len(rows)), n_rows, rng)
+    inputs = model_inputs(rows.iloc[at], roles)
+    result = permutation_importance(model, inputs, np.asarray(labels)[at], scoring="average_precision",
+                                    n_repeats=n_repeats, random_state=random_state, n_jobs=1)
+    table = pd.DataFrame({"feature": inputs.columns, "importance_mean": result.importances_mean,
+                          "importance_std": result.importances_std})
+    return table.sort_values("importance_mean", ascending=False, ignore_index=True)
+
+
+def synthetic_input_row(rows: pd.DataFrame, roles: ColumnRoles) -> pd.DataFrame:
+    """One made-up input row for the model signature: column medians and a placeholder stairwell.
+
+    Built from aggregates, so it is no person's row (no person-level rows go to MLflow).
+    """
+    medians = {c: pd.to_numeric(rows[c], errors="coerce").astype("float64").median() for c in roles.numeric}
+    row = {c: [0.0 if pd.isna(m) else float(m)] for c, m in medians.items()}
+    row.update({c: np.array([MISSING_CATEGORY], dtype=object) for c in roles.categorical})
+    if roles.stairwell:
+        row[roles.stairwell] = np.array(["example-stairwell"], dtype=object)
+    return pd.DataFrame(row)[roles.columns]
+
+
+def _plain(value: Any) -> Any:
+    """JSON-safe: NaN becomes None, NumPy scalars become Python numbers, dates become ISO strings."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, (dt.date, pd.Timestamp)):
+        return value.isoformat()[:10]
+    if isinstance(value, (np.integer, np.floating)):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
+def stage_metrics(result: TrainingResult, label_counts: dict[str, int], selection_metric: str) -> dict[str, Any]:
+    """What ``reports/<target>/metrics.json`` holds (a DVC metric): the test metrics of the model
+    and of the baseline (``baseline_*``) and their differences (``gain_*``) at the top level, the
+    same per test as-of date under ``by_as_of``, the chosen candidate's mean selection score, and
+    row counts (censored rows excluded and counted)."""
+    chosen = result.selection.loc[result.selection["candidate"] == result.chosen.name, selection_metric]
+    # Per date only the headline figures, so `dvc metrics show` stays readable.
+    headline = ("persons", "positives", "roc_auc", "baseline_roc_auc", "average_precision",
+                "baseline_average_precision", "brier", "precision_at_10pct", "baseline_precision_at_10pct")
+    by_as_of = {
+        row["as_of"].isoformat(): {k: row[k] for k in headline if k in row}
+        for row in result.metrics_by_as_of.to_dict("records")
+    }
+    return _plain({
+        **result.metrics,
+        f"selection_{selection_metric}": float(chosen.mean()),
+        "baseline_sign": result.baseline_sign,
+        "by_as_of": by_as_of,
+        "rows": {**label_counts, **result.counts},
+    })
+
+
+def model_info(result: TrainingResult, target: str, params: TrainParams, baseline_column: str) -> dict[str, Any]:
+    """What ``models/<target>/model_info.json`` holds: the chosen model and its settings, the
+    calibration, the input columns by role, the as-of dates, score thresholds of the top k %
+    (from the calibration as-of date, so known before the test period) and the baseline rule."""
+    means = result.selection.groupby("candidate", sort=False)[params.selection_metric].mean()
+    return _plain({
+        "target": target,
+        "chosen": {"name": result.chosen.name, "kind": result.chosen.kind, "settings": result.chosen.settings},
+        "calibration": params.calibration,
+        "selection": {"metric": params.selection_metric, "mean_by_candidate": means.to_dict(),
+                      "folds": [{"fit_as_of": list(f.fit_as_of), "validate_as_of": f.validate_as_of}
+                                for f in result.folds]},
+        "inputs": {"numeric": list(result.roles.numeric), "categorical": list(result.roles.categorical),
+                   "stairwell": result.roles.stairwell, "columns": result.roles.columns},
+        "train_as_of": list(result.train_as_of),
+        "test_as_of": list(result.test_as_of),
+        "thresholds": result.thresholds,
+        "baseline": {"feature": baseline_column, "sign": result.baseline_sign},
+        "random_state": params.random_state,
+    })

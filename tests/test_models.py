@@ -1,0 +1,145 @@
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lyskegle.config import TrainParams
+from lyskegle.encoders import StairwellRateEncoder
+from lyskegle.models import (
+    Candidate,
+    choose_candidate,
+    column_roles,
+    labelled_rows,
+    model_grid,
+    model_inputs,
+    synthetic_input_row,
+    train_and_evaluate,
+)
+
+AS_OF = [dt.date(2016, 1, 4) + dt.timedelta(weeks=52 * i) for i in range(6)]
+FAST = {"hist_gradient_boosting": {"max_iter": 20}, "importance_rows": 500, "importance_repeats": 1,
+        "test_as_of_count": 1, "selection_folds": 2}
+
+
+def planted(persons: int = 600, seed: int = 3) -> pd.DataFrame:
+    """Labelled rows with a planted signal: the label rises with ``signal`` and is rare in stairwells
+    s0-s2; ``noise`` carries nothing; weeks on support lower the label a little (the baseline)."""
+    rng = np.random.default_rng(seed)
+    frames = []
+    for as_of in AS_OF:
+        signal, stairwell = rng.normal(size=persons), rng.integers(0, 20, persons)
+        support = rng.integers(0, 53, persons).astype("float64")
+        logit = 1.5 * signal - 0.03 * (support - 26) - 2.5 * (stairwell < 3)
+        frames.append(pd.DataFrame({
+            "as_of": pd.Timestamp(as_of), "person_id": [f"p{i:04d}" for i in range(persons)],
+            "label": (rng.random(persons) < 1 / (1 + np.exp(-logit))).astype("int8"),
+            "signal": signal, "noise": rng.normal(size=persons), "support_weeks_52w": support,
+            "stairwell_id": [f"s{s}" for s in stairwell],
+            "audit_sex": rng.choice(["man", "woman"], persons), "audit_age_band": "30-39",
+            "audit_origin_group": "danish", "audit_area": "A1",
+        }))
+    return pd.concat(frames, ignore_index=True)
+
+
+def test_the_grid_is_every_combination():
+    params = TrainParams(logistic={"C": [0.1, 1.0]}, hist_gradient_boosting={"max_iter": [10, 20]})
+    names = [c.name for c in model_grid(params)]
+    assert len(names) == 4
+    assert names[0] == "logistic(C=0.1,max_iter=1000)"
+    assert "max_iter=20" in names[3]
+
+
+def test_only_the_listed_model_kinds_are_in_the_grid():
+    assert {c.kind for c in model_grid(TrainParams(models=["logistic"]))} == {"logistic"}
+
+
+def test_selection_takes_the_best_mean_and_lower_is_better_for_brier():
+    a, b = Candidate("logistic", {"C": 1.0}), Candidate("hist_gradient_boosting", {"max_iter": 5})
+    folds = pd.DataFrame({"candidate": [a.name, a.name, b.name, b.name],
+                          "average_precision": [0.5, 0.7, 0.65, 0.6], "brier": [0.2, 0.2, 0.1, 0.3]})
+    assert choose_candidate(folds, "average_precision", [a, b]) == b  # mean 0.625 beats 0.60
+    assert choose_candidate(folds, "brier", [a, b]) == a  # both 0.20: a tie goes to the earlier candidate
+    assert choose_candidate(folds.assign(brier=[0.3, 0.3, 0.1, 0.2]), "brier", [a, b]) == b  # 0.15 < 0.30
+
+
+def test_censored_rows_are_excluded_and_counted():
+    features = pd.DataFrame({"as_of": [dt.date(2020, 1, 6)] * 3, "person_id": ["p1", "p2", "p3"], "x": [1.0, 2.0, 3.0]})
+    cohorts = pd.DataFrame({
+        "target": ["exit_26w"] * 4 + ["self_sufficient"],
+        "as_of": [dt.date(2020, 1, 6)] * 5,
+        "person_id": ["p1", "p2", "p3", "p4", "p1"],
+        "label": pd.array([1, None, 0, 1, 0], dtype="Int8"),
+        "censored": [False, True, False, False, False],
+    })
+    rows, counts = labelled_rows(features, cohorts, "exit_26w")
+    assert list(rows["person_id"]) == ["p1", "p3"]
+    assert list(rows["label"]) == [1, 0]
+    assert counts == {"cohort_rows": 4, "censored": 1, "without_features": 1}
+
+
+def test_model_inputs_are_plain_floats_and_strings_and_leave_the_input_alone():
+    rows = pd.DataFrame({"x": pd.array([1, None], dtype="Int16"), "stairwell_id": pd.array(["s1", None], dtype="string")})
+    before = rows.copy()
+    roles = column_roles(rows, ["x"], use_stairwell=True)
+    inputs = model_inputs(rows, roles)
+    assert inputs["x"].dtype == "float64" and np.isnan(inputs["x"].iloc[1])
+    assert list(inputs["stairwell_id"]) == ["s1", "missing"]
+    pd.testing.assert_frame_equal(rows, before)
+
+
+def test_a_missing_feature_column_is_named():
+    with pytest.raises(KeyError, match="signl"):
+        column_roles(planted(10), ["signl"], use_stairwell=False)
+
+
+@pytest.fixture(scope="module")
+def result():
+    rows = planted()
+    roles = column_roles(rows, ["signal", "noise", "support_weeks_52w"], use_stairwell=True)
+    encoder = StairwellRateEncoder(columns=("stairwell_id",), prior_weight=10, min_count=5)
+    params = TrainParams(**FAST)
+    return train_and_evaluate(rows, roles, params, horizon_weeks=52, baseline_column="support_weeks_52w",
+                              min_cell=5, stairwell_encoder=encoder)
+
+
+def test_the_model_finds_the_planted_signal_and_beats_the_rule(result):
+    assert result.metrics["roc_auc"] > result.metrics["baseline_roc_auc"] + 0.15
+    assert result.metrics["precision_at_10pct"] > result.metrics["baseline_precision_at_10pct"]
+    importance = result.importance.set_index("feature")["importance_mean"]
+    assert importance.idxmax() == "signal"
+    assert importance["stairwell_id"] > importance["noise"]
+
+
+def test_training_and_test_periods_are_a_gap_apart(result):
+    assert result.test_as_of == (AS_OF[-1],)
+    assert max(result.train_as_of) <= AS_OF[-1] - dt.timedelta(weeks=52)
+    assert set(result.test_predictions["as_of"]) == {AS_OF[-1]}
+    assert len(result.test_predictions) == 600
+
+
+def test_every_candidate_is_scored_on_every_fold(result):
+    assert len(result.selection) == 2 * 2
+    assert list(result.selection["validate_as_of"].unique()) == [AS_OF[3], AS_OF[4]]
+
+
+def test_calibrated_scores_are_probabilities_near_the_observed_rate(result):
+    scores = result.test_predictions["score"]
+    assert scores.between(0, 1).all()
+    rate = result.test_predictions["label"].mean()
+    assert result.metrics["brier"] < rate * (1 - rate) - 0.03  # clearly better than a constant guess
+    curve = result.calibration
+    assert curve["mean_predicted"].is_monotonic_increasing
+    assert np.corrcoef(curve["mean_predicted"], curve["observed_rate"])[0, 1] > 0.9
+
+
+def test_test_predictions_carry_the_audit_attributes(result):
+    assert list(result.test_predictions.columns) == [
+        "person_id", "as_of", "label", "score", "baseline_score",
+        "audit_sex", "audit_age_band", "audit_origin_group", "audit_area"]
+
+
+def test_the_signature_row_is_made_of_medians():
+    rows = pd.DataFrame({"x": [1.0, 2.0, 10.0], "stairwell_id": ["s1", "s2", "s3"]})
+    row = synthetic_input_row(rows, column_roles(rows, ["x"], use_stairwell=True))
+    assert row.to_dict("records") == [{"x": 2.0, "stairwell_id": "example-stairwell"}]
