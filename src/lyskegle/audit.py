@@ -1,0 +1,588 @@
+"""Fairness audit of one model's test predictions at its operating point, and the gate's verdict.
+
+Input: a prediction frame with the columns of ``models/<target>/test_predictions.parquet``:
+``person_id``, ``as_of``, ``label`` (0/1), ``score`` and the audit attributes ``audit_sex``,
+``audit_age_band``, ``audit_origin_group``, ``audit_area`` (area missing = not in a housing area).
+
+The operating point flags the top ``top_k_percent`` % of scores per as-of date, the way a caseworker
+would get a list of the highest-risk persons each time the model is run.
+
+Group figures come from fairlearn's :class:`~fairlearn.metrics.MetricFrame`. Their confidence
+intervals come from a bootstrap that resamples *persons* within each group (a person seen at two
+as-of dates moves as one) and recomputes the same figures from resampling weights in one matrix
+product per group: MetricFrame's own bootstrap resamples rows, ignores groups and takes about a
+minute per attribute at 200 samples. A test checks that unit weights reproduce MetricFrame's figures.
+
+Pass/fail rule (written into ``audit.json`` as well): for each group other than the reference group
+with at least ``min_cell`` persons, the selection-rate ratio and the true-positive-rate ratio (equal
+opportunity) against the reference group must lie within ``ratio_bounds``. A ratio is judged only
+where the group would have at least ``min_expected_events`` events at the reference group's rate
+(flagged persons for the selection rate, flagged positives for the TPR; for the TPR both groups also
+need ``min_cell`` positives): a group of 20 with none flagged, where the reference flags 10 %, is
+chance as often as not, and its bootstrap interval ([0, 0]) cannot show that. A group *fails* only
+when the whole bootstrap interval of a judged ratio lies outside the bounds; a point estimate outside
+with an interval that reaches inside is ``uncertain`` (a warning, not a failure). Without bootstrap
+samples the point estimate decides. Groups with nothing to judge are ``not_judged``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from fairlearn.metrics import MetricFrame, false_positive_rate, selection_rate, true_positive_rate
+from scipy import sparse
+from sklearn.metrics import average_precision_score, precision_score, roc_auc_score
+
+from lyskegle.features import model_feature_columns
+from lyskegle.models import Candidate, ColumnRoles, build_pipeline, column_roles, model_inputs
+from lyskegle.privacy import suppress_small_cells
+
+#: attribute name -> prediction column. Intersections are built from these.
+AUDIT_COLUMNS: dict[str, str] = {
+    "sex": "audit_sex",
+    "age_band": "audit_age_band",
+    "origin_group": "audit_origin_group",
+    "area": "audit_area",
+}
+INTERSECTIONS: tuple[tuple[str, str], ...] = (("sex", "origin_group"), ("origin_group", "area"))
+ORIGIN_GROUPS = ("danish", "western", "non_western")
+#: the group of persons whose ``audit_area`` is missing: they live outside the housing areas
+OUTSIDE_AREAS = "outside_areas"
+OVERALL = "overall"
+
+FIGURES = ("selection_rate", "tpr", "fpr", "precision", "roc_auc", "mean_score", "observed_rate")
+RATIOS = ("selection_rate_ratio", "tpr_ratio")
+#: which count a figure is computed over; a figure over fewer than min_cell persons is suppressed
+DENOMINATORS = {
+    "selection_rate": "persons", "mean_score": "persons", "observed_rate": "persons",
+    "tpr": "positives", "fpr": "negatives", "precision": "flagged", "roc_auc": "minority_class",
+}
+_MAX_WEIGHT_CELLS = 4_000_000  # bootstrap weights held in memory at once (32 MB of float64)
+
+
+class AuditInputError(ValueError):
+    """Predictions that cannot be audited: a missing column, a missing value, an empty group."""
+
+
+@dataclass(frozen=True)
+class FairnessRule:
+    """The numbers that decide the fairness part of the gate (from ``audit`` and ``privacy``)."""
+
+    top_k_percent: float
+    ratio_bounds: tuple[float, float]
+    min_cell: int
+    min_expected_events: float
+    bootstrap_samples: int
+    confidence: float
+    reference_groups: Mapping[str, str]
+
+
+# --- operating point and groups -------------------------------------------------------------------
+
+def flag_top_k(predictions: pd.DataFrame, top_k_percent: float) -> pd.Series:
+    """Boolean Series (same index): the top ``top_k_percent`` % of ``score`` within each ``as_of``.
+
+    ``ceil(k % of the persons)`` are flagged per as-of date, so a non-empty date flags at least one.
+    Ties are broken by ``person_id`` (ascending), so the same predictions always flag the same persons.
+    """
+    _require(predictions, ["as_of", "person_id", "score"])
+    order = predictions.sort_values(["as_of", "score", "person_id"], ascending=[True, False, True], kind="mergesort")
+    rank = order.groupby("as_of", sort=False).cumcount().to_numpy()
+    size = order.groupby("as_of", sort=False)["score"].transform("size").to_numpy()
+    flagged = rank < np.ceil(size * top_k_percent / 100.0)
+    return pd.Series(flagged, index=order.index, name="flagged").reindex(predictions.index)
+
+
+def audit_groups(predictions: pd.DataFrame) -> pd.DataFrame:
+    """One string column per audited attribute (``sex``, ``age_band``, ``origin_group``, ``area``,
+    ``sex_x_origin_group``, ``origin_group_x_area``), same index as ``predictions``.
+
+    Raises :class:`AuditInputError` for a missing audit column, a missing value (other than area),
+    an origin group outside danish/western/non_western, or an attribute with fewer than two groups.
+    """
+    _require(predictions, list(AUDIT_COLUMNS.values()))
+    groups = pd.DataFrame(index=predictions.index)
+    for attribute, column in AUDIT_COLUMNS.items():
+        values = predictions[column]
+        if isinstance(values.dtype, pd.CategoricalDtype):
+            empty = [str(c) for c, n in values.value_counts().items() if n == 0]
+            if empty:
+                raise AuditInputError(f"{column}: group(s) {empty} have no persons")
+        values = values.astype("string")
+        if attribute == "area":
+            values = values.fillna(OUTSIDE_AREAS)
+        elif values.isna().any():
+            raise AuditInputError(
+                f"{column}: {int(values.isna().sum())} row(s) have no value; "
+                "persons without a value would escape the audit"
+            )
+        groups[attribute] = values
+    unknown = sorted(set(groups["origin_group"]) - set(ORIGIN_GROUPS))
+    if unknown:
+        raise AuditInputError(f"audit_origin_group: unknown group(s) {unknown}; expected {list(ORIGIN_GROUPS)}")
+    for first, second in INTERSECTIONS:
+        groups[f"{first}_x_{second}"] = groups[first] + " x " + groups[second]
+    for attribute in AUDIT_COLUMNS:
+        if groups[attribute].nunique() < 2:
+            raise AuditInputError(
+                f"{AUDIT_COLUMNS[attribute]}: only one group ({groups[attribute].iloc[0]!r}), "
+                "so there is nothing to compare it with"
+            )
+    return groups
+
+
+# --- group figures ----------------------------------------------------------------------------------
+
+def _tpr(y_true, y_pred) -> float:
+    # fairlearn returns 0 for a group without positives; undefined is the honest answer
+    return float(true_positive_rate(y_true, y_pred)) if np.any(np.asarray(y_true) == 1) else np.nan
+
+
+def _fpr(y_true, y_pred) -> float:
+    return float(false_positive_rate(y_true, y_pred)) if np.any(np.asarray(y_true) == 0) else np.nan
+
+
+def _precision(y_true, y_pred) -> float:
+    return float(precision_score(y_true, y_pred, zero_division=np.nan))
+
+
+def _roc_auc(y_true, y_pred, score) -> float:
+    return float(roc_auc_score(y_true, score)) if len(np.unique(y_true)) == 2 else np.nan
+
+
+METRICS = {"selection_rate": selection_rate, "tpr": _tpr, "fpr": _fpr, "precision": _precision, "roc_auc": _roc_auc}
+
+
+def group_figures(labels: pd.Series, flagged: pd.Series, scores: pd.Series, groups: pd.Series) -> pd.DataFrame:
+    """Figures per group, indexed by group: fairlearn MetricFrame's ``selection_rate``, ``tpr``,
+    ``fpr``, ``precision`` and ``roc_auc``; beside them the counts ``predictions`` (rows),
+    ``positives`` and ``flagged`` and the calibration pair ``mean_score`` and ``observed_rate``.
+
+    Counts and means are plain group sums: MetricFrame costs about a microsecond per row per metric
+    (it re-stacks every value), which is minutes on a national test set.
+    """
+    frame = MetricFrame(
+        metrics=METRICS,
+        y_true=labels.to_numpy(dtype="int8"),
+        y_pred=flagged.to_numpy(dtype="int8"),
+        sensitive_features=groups.to_numpy(dtype=object),
+        sample_params={"roc_auc": {"score": scores.to_numpy("float64")}},
+    )
+    figures = frame.by_group.copy()
+    figures.index = figures.index.astype(str).rename("group")
+    sums = pd.DataFrame({"predictions": 1, "positives": labels.to_numpy("int64"), "flagged": flagged.to_numpy("int64"),
+                         "score": scores.to_numpy("float64")}).groupby(groups.to_numpy(dtype=object)).sum()
+    sums.index = sums.index.astype(str).rename("group")
+    sums["mean_score"] = sums.pop("score") / sums["predictions"]
+    sums["observed_rate"] = sums["positives"] / sums["predictions"]
+    return sums[["predictions", "positives", "flagged"]].join(figures).join(sums[["mean_score", "observed_rate"]])
+
+
+def weighted_figures(
+    weights: np.ndarray, labels: np.ndarray, flagged: np.ndarray, scores: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """The figures of :func:`group_figures` for each row of ``weights`` (replicates x rows).
+
+    Row weights of one (a single replicate of ones) give the figures of the data itself; bootstrap
+    resampling counts give a bootstrap replicate. Used for the bootstrap only.
+    """
+    y = labels.astype(bool)
+    f = flagged.astype(bool)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        total = weights.sum(axis=1)
+        tp, fp = weights @ (y & f), weights @ (~y & f)
+        positives, negatives = weights @ y.astype(float), weights @ (~y).astype(float)
+        figures = {
+            "selection_rate": (tp + fp) / total,
+            "tpr": np.where(positives > 0, tp / positives, np.nan),
+            "fpr": np.where(negatives > 0, fp / negatives, np.nan),
+            "precision": np.where(tp + fp > 0, tp / (tp + fp), np.nan),
+            "mean_score": (weights @ scores) / total,
+            "observed_rate": positives / total,
+        }
+        # ROC AUC = P(score of a positive > score of a negative) + half the ties, by score level
+        levels, level_of_row = np.unique(scores, return_inverse=True)
+        rows = np.arange(len(scores))
+        ones = np.ones(len(scores))
+        by_level_pos = sparse.csr_matrix((ones * y, (rows, level_of_row)), shape=(len(scores), len(levels)))
+        by_level_neg = sparse.csr_matrix((ones * ~y, (rows, level_of_row)), shape=(len(scores), len(levels)))
+        pos = np.asarray((by_level_pos.T @ weights.T).T)
+        neg = np.asarray((by_level_neg.T @ weights.T).T)
+        below = np.cumsum(neg, axis=1) - neg
+        pairs = positives * negatives
+        figures["roc_auc"] = np.where(pairs > 0, (pos * (below + 0.5 * neg)).sum(axis=1) / pairs, np.nan)
+    return figures
+
+
+def bootstrap_replicates(
+    person_ids: pd.Series, labels: np.ndarray, flagged: np.ndarray, scores: np.ndarray,
+    samples: int, rng: np.random.Generator,
+) -> dict[str, np.ndarray]:
+    """``samples`` bootstrap replicates of each figure for one group, resampling its persons.
+
+    Poisson bootstrap: each person's weight is drawn from Poisson(1) (as in a resample of the same
+    size drawn with replacement, approximately), which vectorises where a multinomial draw over
+    every person does not.
+    """
+    codes, persons = pd.factorize(person_ids)
+    parts: list[dict[str, np.ndarray]] = []
+    step = max(1, _MAX_WEIGHT_CELLS // max(len(codes), 1))
+    for start in range(0, samples, step):
+        draws = min(step, samples - start)
+        person_weights = rng.poisson(1.0, size=(draws, len(persons))).astype(float)
+        parts.append(weighted_figures(person_weights[:, codes], labels, flagged, scores))
+    return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
+
+
+# --- the fairness table ---------------------------------------------------------------------------
+
+def fairness_table(predictions: pd.DataFrame, rule: FairnessRule, rng: np.random.Generator) -> pd.DataFrame:
+    """Unsuppressed fairness figures: one row per attribute x group (and an ``overall`` row).
+
+    Columns: ``attribute``, ``group``, ``persons`` (distinct), ``predictions``, ``positives``,
+    ``negatives``, ``flagged``, each of :data:`FIGURES` with ``_low``/``_high`` interval bounds,
+    ``calibration_gap`` (mean score minus observed rate), ``reference_group``,
+    ``selection_rate_ratio`` and ``tpr_ratio`` with bounds, ``status`` (``reference``,
+    ``too_small``, ``pass``, ``uncertain``, ``fail``), ``passed`` (nullable bool), ``reason``.
+    Only :func:`shown_fairness_table` of this may be written where a person can read it.
+    """
+    _require(predictions, ["person_id", "as_of", "label", "score"])
+    if predictions.empty:
+        raise AuditInputError("the prediction frame is empty: there is nothing to audit")
+    if predictions["label"].isna().any() or not predictions["label"].isin([0, 1]).all():
+        raise AuditInputError("label: every prediction must have a label of 0 or 1 (censored rows belong out)")
+    if predictions["score"].isna().any():
+        raise AuditInputError(f"score: {int(predictions['score'].isna().sum())} row(s) have no score")
+
+    groups = audit_groups(predictions)
+    groups.insert(0, OVERALL, "all")
+    flagged = flag_top_k(predictions, rule.top_k_percent)
+    labels = predictions["label"].astype("int8")
+    scores = predictions["score"].astype("float64")
+    quantiles = [(1 - rule.confidence) / 2 * 100, (1 + rule.confidence) / 2 * 100]
+
+    tables = []
+    for attribute in groups.columns:
+        figures = group_figures(labels, flagged, scores, groups[attribute])
+        figures["persons"] = predictions.groupby(groups[attribute].to_numpy())["person_id"].nunique()
+        figures["negatives"] = figures["predictions"] - figures["positives"]
+        replicates = {}
+        for group in sorted(figures.index):
+            rows = (groups[attribute] == group).to_numpy()
+            if rule.bootstrap_samples > 0:
+                replicates[group] = bootstrap_replicates(
+                    predictions["person_id"][rows], labels.to_numpy()[rows], flagged.to_numpy()[rows],
+                    scores.to_numpy()[rows], rule.bootstrap_samples, rng,
+                )
+        for figure in FIGURES:
+            low, high = _interval(replicates, figures.index, figure, quantiles)
+            figures[f"{figure}_low"], figures[f"{figure}_high"] = low, high
+        reference = _reference_group(attribute, figures, rule.reference_groups)
+        figures["reference_group"] = reference
+        for ratio, figure in (("selection_rate_ratio", "selection_rate"), ("tpr_ratio", "tpr")):
+            with np.errstate(divide="ignore", invalid="ignore"):
+                figures[ratio] = figures[figure] / figures.loc[reference, figure]
+            low, high = _ratio_interval(replicates, figures.index, reference, figure, quantiles)
+            figures[f"{ratio}_low"], figures[f"{ratio}_high"] = low, high
+        figures = figures.reset_index()
+        figures.insert(0, "attribute", attribute)
+        tables.append(figures)
+
+    table = pd.concat(tables, ignore_index=True)
+    table["calibration_gap"] = table["mean_score"] - table["observed_rate"]
+    table["minority_class"] = table[["positives", "negatives"]].min(axis=1)
+    return _judge(table, rule)
+
+
+def _reference_group(attribute: str, figures: pd.DataFrame, named: Mapping[str, str]) -> str:
+    if attribute in named:
+        if named[attribute] not in figures.index:
+            raise AuditInputError(
+                f"audit.reference_groups.{attribute}: group {named[attribute]!r} is not in the predictions "
+                f"(groups: {sorted(figures.index)})"
+            )
+        return named[attribute]
+    # the largest group; ties by name, so the choice does not depend on row order
+    persons = figures["persons"].sort_index()
+    return str(persons.idxmax())
+
+
+def _interval(replicates, index, figure, quantiles) -> tuple[list[float], list[float]]:
+    low, high = [], []
+    for group in index:
+        values = replicates.get(group, {}).get(figure)
+        bounds = _percentiles(values, quantiles)
+        low.append(bounds[0])
+        high.append(bounds[1])
+    return low, high
+
+
+def _ratio_interval(replicates, index, reference, figure, quantiles) -> tuple[list[float], list[float]]:
+    low, high = [], []
+    for group in index:
+        values = None
+        if group in replicates and reference in replicates:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                values = replicates[group][figure] / replicates[reference][figure]
+        bounds = _percentiles(values, quantiles)
+        low.append(bounds[0])
+        high.append(bounds[1])
+    return low, high
+
+
+def _percentiles(values: np.ndarray | None, quantiles: Sequence[float]) -> tuple[float, float]:
+    if values is None:
+        return np.nan, np.nan
+    finite = values[np.isfinite(values)]
+    # an interval from a handful of defined replicates would look more certain than it is
+    if len(finite) < 0.9 * len(values):
+        return np.nan, np.nan
+    return tuple(float(q) for q in np.percentile(finite, quantiles))
+
+
+def _judge(table: pd.DataFrame, rule: FairnessRule) -> pd.DataFrame:
+    """Add ``status``, ``passed``, ``tpr_checked`` and ``reason`` to the raw table."""
+    lower, upper = rule.ratio_bounds
+    reference = table.loc[table["group"] == table["reference_group"]].set_index("attribute")
+    status, reasons, tpr_checked = [], [], []
+    for row in table.itertuples(index=False):
+        if row.attribute == OVERALL or row.group == row.reference_group:
+            status.append("reference")
+            reasons.append("")
+            tpr_checked.append(False)
+            continue
+        if row.persons < rule.min_cell:
+            status.append("too_small")
+            reasons.append("")
+            tpr_checked.append(False)
+            continue
+        ref = reference.loc[row.attribute]
+        checks = []
+        if row.predictions * ref["selection_rate"] >= rule.min_expected_events:
+            checks.append(("selection_rate_ratio", row.selection_rate_ratio, row.selection_rate_ratio_low,
+                           row.selection_rate_ratio_high))
+        checked_tpr = bool(row.positives >= rule.min_cell and ref["positives"] >= rule.min_cell
+                           and row.positives * np.nan_to_num(ref["tpr"]) >= rule.min_expected_events)
+        if checked_tpr:
+            checks.append(("tpr_ratio", row.tpr_ratio, row.tpr_ratio_low, row.tpr_ratio_high))
+        tpr_checked.append(checked_tpr)
+        if not checks:
+            status.append("not_judged")
+            reasons.append(f"fewer than {rule.min_expected_events:g} expected events at the reference rate")
+            continue
+        verdicts = [_ratio_verdict(value, low, high, lower, upper, rule.bootstrap_samples > 0)
+                    for _, value, low, high in checks]
+        failing = [name for (name, *_), v in zip(checks, verdicts) if v == "fail"]
+        doubtful = [name for (name, *_), v in zip(checks, verdicts) if v == "uncertain"]
+        if failing:
+            status.append("fail")
+            reasons.append(", ".join(failing) + f" outside [{lower}, {upper}]")
+        elif doubtful:
+            status.append("uncertain")
+            reasons.append(", ".join(doubtful) + f" outside [{lower}, {upper}] but its interval reaches inside")
+        else:
+            status.append("pass")
+            reasons.append("")
+    out = table.copy()
+    out["status"] = status
+    out["passed"] = pd.array(
+        [None if s in ("reference", "too_small", "not_judged") else s != "fail" for s in status], dtype="boolean"
+    )
+    out["tpr_checked"] = tpr_checked
+    out["reason"] = reasons
+    return out
+
+
+def _ratio_verdict(value, low, high, lower, upper, has_interval) -> str:
+    if not np.isfinite(value):
+        # a ratio against a reference with a rate of 0 cannot be judged; report it, do not pass it
+        return "fail"
+    if lower <= value <= upper:
+        return "pass"
+    if not has_interval or not (np.isfinite(low) and np.isfinite(high)):
+        return "fail"
+    return "fail" if high < lower or low > upper else "uncertain"
+
+
+FAIRNESS_COLUMNS = [
+    "attribute", "group", "persons", "predictions", "selection_rate", "selection_rate_low", "selection_rate_high",
+    "tpr", "tpr_low", "tpr_high", "fpr", "fpr_low", "fpr_high", "precision", "precision_low", "precision_high",
+    "roc_auc", "roc_auc_low", "roc_auc_high", "mean_score", "observed_rate", "observed_rate_low",
+    "observed_rate_high", "calibration_gap", "reference_group", "selection_rate_ratio", "selection_rate_ratio_low",
+    "selection_rate_ratio_high", "tpr_ratio", "tpr_ratio_low", "tpr_ratio_high", "tpr_checked", "status",
+    "passed", "note",
+]
+
+
+def shown_fairness_table(table: pd.DataFrame, min_cell: int) -> pd.DataFrame:
+    """The fairness table as it may be shown: :data:`FAIRNESS_COLUMNS`, small cells suppressed.
+
+    A group under ``min_cell`` persons, and any group whose count would reveal it through the
+    attribute's total, loses every figure; its ``note`` says ``too small`` (or ``suppressed`` for the
+    secondary case). A figure whose own denominator (positives for TPR, negatives for FPR, flagged for
+    precision, the smaller class for ROC AUC) is under ``min_cell`` is suppressed on its own.
+    Raw counts of positives, negatives and flagged persons are not shown at all.
+    """
+    out = table.copy()
+    for figure, denominator in DENOMINATORS.items():
+        columns = [c for c in (figure, f"{figure}_low", f"{figure}_high") if c in out.columns]
+        if figure == "tpr":
+            columns += ["tpr_ratio", "tpr_ratio_low", "tpr_ratio_high"]
+        if figure == "mean_score":
+            columns += ["calibration_gap"]
+        part = suppress_small_cells(out[[denominator, *columns]], denominator, min_cell, columns, total_groups=None)
+        for column in columns:
+            out[column] = part[column]
+    figures = [c for c in FAIRNESS_COLUMNS if c not in ("attribute", "group", "persons", "reference_group",
+                                                       "tpr_checked", "status", "passed", "note")]
+    suppressed = suppress_small_cells(out, "persons", min_cell, figures, total_groups=["attribute"])
+    primary = table["persons"] < min_cell
+    suppressed["note"] = np.where(primary, "too small", np.where(suppressed["suppressed"], "suppressed", ""))
+    return suppressed[FAIRNESS_COLUMNS].reset_index(drop=True)
+
+
+def fairness_summary(table: pd.DataFrame, rule: FairnessRule) -> tuple[list[str], dict]:
+    """Failure reasons and the ``checks.fairness`` record of ``audit.json`` from the raw table.
+
+    Figures are quoted only for groups whose figures the shown table shows.
+    A base attribute where no group besides the reference could be judged is a failure: an audit
+    that checked nothing must not pass.
+    """
+    shown = shown_fairness_table(table, rule.min_cell).set_index(["attribute", "group"])["note"]
+    reasons = []
+    for row in table.loc[table["status"] == "fail"].itertuples(index=False):
+        if shown[(row.attribute, row.group)] == "":
+            figures = f"selection-rate ratio {row.selection_rate_ratio:.2f} " \
+                      f"[{row.selection_rate_ratio_low:.2f}, {row.selection_rate_ratio_high:.2f}]"
+            if row.tpr_checked:
+                figures += f", TPR ratio {row.tpr_ratio:.2f} [{row.tpr_ratio_low:.2f}, {row.tpr_ratio_high:.2f}]"
+        else:
+            figures = "figures suppressed to protect a small group"
+        reasons.append(
+            f"fairness: {row.attribute} = {row.group} vs {row.reference_group}: {row.reason} ({figures})"
+        )
+    unchecked = []
+    for attribute in AUDIT_COLUMNS:
+        rows = table.loc[table["attribute"] == attribute]
+        if not rows["status"].isin(["pass", "uncertain", "fail"]).any():
+            unchecked.append(attribute)
+            reasons.append(f"fairness: no {attribute} group besides the reference could be judged (fewer than "
+                           f"{rule.min_cell} persons or {rule.min_expected_events:g} expected events), so {attribute} "
+                           "was not checked")
+    judged = table.loc[table["status"] != "reference"]
+    checks = {
+        "ran": True,
+        "operating_point": f"top {rule.top_k_percent:g} % of scores per as-of date",
+        "ratio_bounds": list(rule.ratio_bounds),
+        "rule": ("selection-rate and TPR ratios against the reference group for every group of at least "
+                 f"{rule.min_cell} persons, each judged where the group would have at least "
+                 f"{rule.min_expected_events:g} events (flagged persons, flagged positives) at the reference "
+                 f"rate and, for the TPR, both groups have {rule.min_cell} positives; "
+                 "a group fails only when the whole "
+                 f"{rule.confidence:.0%} bootstrap interval of a ratio is outside the bounds"
+                 if rule.bootstrap_samples > 0 else "the point estimate decides (no bootstrap)"),
+        "bootstrap_samples": rule.bootstrap_samples,
+        "groups": int(len(judged)),
+        "by_status": {k: int(v) for k, v in judged["status"].value_counts().sort_index().items()},
+        "uncertain": [f"{r.attribute} = {r.group}" for r in table.itertuples(index=False)
+                      if r.status == "uncertain" and shown[(r.attribute, r.group)] == ""],
+        "unchecked_attributes": unchecked,
+        "passed": not reasons,
+    }
+    return reasons, checks
+
+
+# --- other checks and the verdict -------------------------------------------------------------------
+
+def train_test_gap(train_auc: float, test_auc: float, max_gap: float) -> dict:
+    """The overfitting check: ``{train_auc, test_auc, gap, max_gap, passed}``; gap = train - test."""
+    gap = float(train_auc) - float(test_auc)
+    return {"train_auc": float(train_auc), "test_auc": float(test_auc), "gap": gap,
+            "max_gap": float(max_gap), "passed": bool(gap <= max_gap)}
+
+
+def training_period_auc(model, rows: pd.DataFrame, roles: ColumnRoles, train_as_of: Sequence[dt.date]) -> float:
+    """ROC AUC of the trained ``model`` on the training period's rows (the data it learnt from).
+
+    ``rows`` comes from :func:`lyskegle.models.labelled_rows` (``as_of``, ``label`` and the model
+    inputs of ``roles``). Compared with the test ROC AUC, it shows how much the model memorised.
+    """
+    inside = _dates(rows["as_of"]).isin(set(train_as_of)).to_numpy()
+    if not inside.any():
+        raise AuditInputError(f"no labelled rows on the training as-of dates {list(train_as_of)}")
+    scores = model.predict_proba(model_inputs(rows.loc[inside], roles))[:, 1]
+    return float(roc_auc_score(rows.loc[inside, "label"].to_numpy("int64"), scores))
+
+
+def origin_comparison(
+    rows: pd.DataFrame, families: Mapping[str, str], chosen: Candidate, train_as_of: Sequence[dt.date],
+    test_as_of: Sequence[dt.date], random_state: int, stairwell_encoder, rule: FairnessRule,
+) -> dict:
+    """What including origin and citizenship as model inputs would change.
+
+    The chosen model configuration is fitted twice on the training period, without and with the
+    ``origin`` feature family (both uncalibrated and on all training rows, so the two differ only in
+    the inputs), and scored on the test period. Returns ``ran``, the test ``roc_auc`` and
+    ``average_precision`` of both fits and their differences, and per origin group the shown
+    (small-cell suppressed) selection rate, TPR and their ratios against the reference group.
+    """
+    origin_columns = [c for c, family in families.items() if family == "origin"]
+    if not origin_columns:
+        return {"ran": False, "reason": "the features have no origin family to include"}
+    as_of = _dates(rows["as_of"])
+    train_rows = rows.loc[as_of.isin(set(train_as_of)).to_numpy()]
+    test_rows = rows.loc[as_of.isin(set(test_as_of)).to_numpy()]
+    labels = train_rows["label"].to_numpy("int64")
+    fits: dict[str, dict] = {}
+    for name, include in (("without_origin", False), ("with_origin", True)):
+        roles = column_roles(rows, model_feature_columns(families, include), "stairwell_id" in families)
+        pipeline = build_pipeline(chosen, roles, random_state, stairwell_encoder)
+        pipeline.fit(model_inputs(train_rows, roles), labels)
+        scores = pipeline.predict_proba(model_inputs(test_rows, roles))[:, 1]
+        predictions = test_rows[["person_id", "as_of", "label", *AUDIT_COLUMNS.values()]].assign(score=scores)
+        table = fairness_table(predictions, rule, np.random.default_rng(random_state))
+        shown = shown_fairness_table(table, rule.min_cell)
+        origin = shown.loc[shown["attribute"] == "origin_group"].set_index("group")
+        y = test_rows["label"].to_numpy("int64")
+        fits[name] = {
+            "inputs": len(roles.columns),
+            "roc_auc": float(roc_auc_score(y, scores)),
+            "average_precision": float(average_precision_score(y, scores)),
+            "origin_groups": {
+                group: {k: (None if pd.isna(origin.loc[group, k]) else float(origin.loc[group, k]))
+                        for k in ("selection_rate", "tpr", "selection_rate_ratio", "tpr_ratio")}
+                | {"status": str(origin.loc[group, "status"])}
+                for group in origin.index
+            },
+        }
+    without, with_ = fits["without_origin"], fits["with_origin"]
+    return {
+        "ran": True, "model": chosen.name, "origin_columns": origin_columns,
+        "fit": "both fits uncalibrated on every training row; the shipped model is calibrated",
+        **fits,
+        "difference": {
+            "roc_auc": with_["roc_auc"] - without["roc_auc"],
+            "average_precision": with_["average_precision"] - without["average_precision"],
+        },
+    }
+
+
+def _dates(values: pd.Series) -> pd.Series:
+    return pd.to_datetime(values).dt.date
+
+
+def verdict(reasons_by_check: Mapping[str, Sequence[str]], checks: Mapping[str, dict],
+            warnings: Sequence[str] = ()) -> dict:
+    """``audit.json``: ``{passed, reasons, warnings, checks}``; passes only when no check gave a reason."""
+    reasons = [reason for name in reasons_by_check for reason in reasons_by_check[name]]
+    return {"passed": not reasons, "reasons": reasons, "warnings": list(warnings), "checks": dict(checks)}
+
+
+def _require(frame: pd.DataFrame, columns: Sequence[str]) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise AuditInputError(f"the predictions lack column(s) {missing}; they have {list(frame.columns)}")

@@ -1,0 +1,144 @@
+"""The identifier scan and the k-anonymity check (lyskegle.privacy) and the scan's file walker.
+
+Every CPR-shaped number here uses a synthetic day of month (61-91), never a real person's.
+"""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lyskegle import io
+from lyskegle.privacy import (
+    CPR_SHAPED,
+    EXTRACT_PNR,
+    extract_identifiers,
+    find_identifiers,
+    integer_texts,
+    scan_blocks,
+    scan_strings,
+    small_equivalence_classes,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+SYNTHETIC_CPR = "6101701234"  # day 61: synthetic
+
+
+def _audit_stage():
+    spec = importlib.util.spec_from_file_location("audit_stage", ROOT / "pipelines" / "audit.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_cpr_shaped_numbers_are_found_with_and_without_dash():
+    text = "a;6101701234;b\nc;910285-4321;d"
+    assert find_identifiers(text) == [(2, CPR_SHAPED), (17, CPR_SHAPED)]
+
+
+def test_numbers_that_are_not_cpr_shaped_are_not_hits():
+    # day 60 and 92, month 13, 11 digits, inside a hexadecimal run id, the tail of a float
+    text = "6001701234 9201701234 6113701234 61017012345 a6101701234f 0.6101701234"
+    assert find_identifiers(text) == []
+
+
+def test_raw_pnr_values_of_the_extract_are_found_even_when_not_cpr_shaped():
+    # on DST machines PNR is already an opaque id; it must not leak either
+    known = extract_identifiers(["QX7ZK2PA", "6101701234"])
+    hits = find_identifiers("x QX7ZK2PA y QX7ZK2PAB 610170-1234", known)
+    assert hits == [(2, EXTRACT_PNR), (23, EXTRACT_PNR)]  # the longer token is another value
+
+
+def test_the_known_values_are_held_as_digests_only():
+    known = extract_identifiers(["6101701234"])
+    assert known.size == 1 and all(b"6101701234" not in digest for digest in known.digests)
+
+
+def test_a_number_split_across_two_blocks_is_found_once_at_its_byte_offset():
+    data = b" " * 95 + SYNTHETIC_CPR.encode() + b";" * 301
+    blocks = [data[i:i + 100] for i in range(0, len(data), 100)]
+    assert scan_blocks(blocks) == [(95, CPR_SHAPED)]
+    assert scan_blocks([data]) == [(95, CPR_SHAPED)]
+
+
+def test_a_number_at_the_start_of_a_file_read_in_small_blocks_is_found():
+    data = SYNTHETIC_CPR.encode() + b";" + b" " * 30
+    assert scan_blocks([data[i:i + 7] for i in range(0, len(data), 7)]) == [(0, CPR_SHAPED)]
+
+
+def test_a_longer_digit_run_split_across_blocks_is_not_a_hit():
+    data = b" " * 90 + b"610170123456789" + b";" * 200  # 15 digits: not a CPR number
+    assert scan_blocks([data[i:i + 100] for i in range(0, len(data), 100)]) == []
+
+
+def test_scan_strings_names_the_value_that_holds_the_number():
+    values = ["p3k5", None, f"note {SYNTHETIC_CPR}", "", "clean"]
+    assert scan_strings(values) == [(2, CPR_SHAPED)]
+
+
+def test_integers_of_cpr_length_are_scanned_as_ten_digit_text():
+    texts = integer_texts(np.array([6101701234, 12, 2015], dtype="int64"))
+    assert texts == [SYNTHETIC_CPR, None, None]
+    assert scan_strings(texts) == [(0, CPR_SHAPED)]
+
+
+def test_small_equivalence_classes_count_distinct_persons_per_combination():
+    frame = pd.DataFrame({
+        "person_id": ["a", "a", "b", "c", "d", "e", "f"],
+        "sex": ["1", "1", "1", "1", "2", "2", "2"],
+        "area": ["X", "X", "X", "X", "X", "X", None],
+    })
+    # (1, X) holds persons a, b, c (a twice) = 3; (2, X) holds d, e = 2; (2, missing) holds f = 1
+    found = small_equivalence_classes(frame, ["sex", "area"], k=3, person_column="person_id")
+    assert found == {"classes": 3, "classes_below_k": 2, "rows_in_small_classes": 3}
+
+
+def test_k_anonymity_of_an_unknown_column_is_a_clear_error():
+    with pytest.raises(KeyError, match="audit_sex"):
+        small_equivalence_classes(pd.DataFrame({"sex": [1]}), ["audit_sex"], k=5)
+
+
+@pytest.fixture
+def written_outputs(tmp_path):
+    """A data/, reports/ and MLflow-like tree with a CPR number planted in a CSV, a Parquet string
+    column and a JSON file, and clean files beside them."""
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "reports" / "table.csv").write_text(f"group;persons\nA;40\n{SYNTHETIC_CPR};12\n", encoding="utf-8")
+    (tmp_path / "reports" / "clean.csv").write_text("group;persons\nA;40\n", encoding="utf-8")
+    io.write_json({"run": "a6101701234f", "auc": 0.6101701234}, tmp_path / "reports" / "clean.json")
+    io.write_json({"note": f"person 910285-{SYNTHETIC_CPR[-4:]}"}, tmp_path / "mlartifacts" / "run" / "audit.json")
+    frame = pd.DataFrame({"person_id": [f"p{i:03d}" for i in range(500)] + [SYNTHETIC_CPR], "week": np.arange(501)})
+    io.write_parquet(frame, tmp_path / "data" / "features" / "leaky.parquet")
+    io.write_parquet(frame.iloc[:500], tmp_path / "data" / "features" / "clean.parquet")
+    io.write_parquet(frame.iloc[:500], tmp_path / "data" / "synthetic" / "excluded.parquet")
+    (tmp_path / "data" / "synthetic" / "bef2020.csv").write_text(f"PNR;KOEN\n{SYNTHETIC_CPR};1\n", encoding="utf-8")
+    return tmp_path
+
+
+def test_the_walker_names_each_file_with_a_planted_number(written_outputs):
+    stage = _audit_stage()
+    root = written_outputs
+    record = stage.scan_outputs([root / "data", root / "reports", root / "mlartifacts", root / "mlflow.db"],
+                                [root / "data" / "synthetic"], None)
+    by_file = {Path(hit["file"]).relative_to(root).as_posix(): hit for hit in record["files_with_hits"]}
+    assert sorted(by_file) == ["data/features/leaky.parquet", "mlartifacts/run/audit.json", "reports/table.csv"]
+    assert by_file["reports/table.csv"]["where"] == ["byte 19"]
+    assert "column person_id, row 500" in by_file["data/features/leaky.parquet"]["where"]
+    assert record["files"] == 6 and record["roots_missing"] == [str(root / "mlflow.db")]
+    assert record["passed"] is False
+
+
+def test_the_walker_reports_no_hit_value_only_where_it_is(written_outputs):
+    stage = _audit_stage()
+    record = stage.scan_outputs([written_outputs / "reports"], [], None)
+    assert SYNTHETIC_CPR not in json.dumps(record)
+
+
+def test_extract_pnr_values_are_read_from_every_register_file(written_outputs):
+    stage = _audit_stage()
+    known = stage.extract_pnr_values(written_outputs / "data" / "synthetic")
+    assert known.size == 1
+    assert find_identifiers(f"x {SYNTHETIC_CPR}", known) == [(2, EXTRACT_PNR)]
