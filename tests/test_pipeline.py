@@ -133,3 +133,33 @@ def test_two_runs_from_clean_give_identical_numbers(pipeline):
         assert (workspace / "reports" / target / "metrics.json").read_text() == before[target]
         again = pd.read_parquet(workspace / "models" / target / "test_predictions.parquet")
         pd.testing.assert_frame_equal(again, predictions[target])
+
+
+def test_a_stage_killed_halfway_is_not_taken_as_complete_and_a_rerun_restores_it(pipeline):
+    import signal
+    import time
+
+    workspace, env, _ = pipeline
+    out = workspace / "data" / "synthetic"
+    before = {p.name: p.read_bytes() for p in sorted(out.iterdir())}
+    stage = subprocess.Popen(
+        [str(VENV_BIN / "dvc"), "repro", "--force", "--single-item", "synthesize"],
+        cwd=workspace, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and stage.poll() is None:
+        # DVC removes the outputs before the command runs: wait for the first new file to appear
+        if out.exists() and 0 < len(list(out.iterdir())) < len(before):
+            break
+        time.sleep(0.02)
+    assert stage.poll() is None, "the stage finished before it could be interrupted"
+    os.killpg(stage.pid, signal.SIGKILL)
+    stage.wait()
+
+    status = _run([str(VENV_BIN / "dvc"), "status", "synthesize"], workspace, env)
+    assert "synthesize" in status.stdout, f"an interrupted stage looks complete:\n{status.stdout}"
+    output = _repro(workspace, env)
+    assert "synthesize" in _stages_run(output)
+    assert {p.name: p.read_bytes() for p in sorted(out.iterdir())} == before
+    # the re-run gave the same bytes, so nothing downstream needed to run again
+    assert _stages_run(output) == {"synthesize"}

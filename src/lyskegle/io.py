@@ -6,11 +6,14 @@ stage killed half-way never leaves a file that looks complete.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +30,7 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     handle, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
     os.close(handle)
     temporary = Path(name)
+    os.chmod(temporary, 0o644)  # mkstemp creates 0600; outputs are meant to be read by colleagues
     try:
         yield temporary
         os.replace(temporary, target)
@@ -55,3 +59,347 @@ def write_json(data: Any, path: str | Path) -> None:
 
 def read_json(path: str | Path) -> Any:
     return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+# --- Raw register extracts (the contract in shared/REGISTERS.md) ---------------------------------
+# Readers for the formats a municipality or DST delivers. They only read: every value is checked
+# and typed by lyskegle.ingest. A file that cannot be read as a whole raises ExtractError.
+
+RAW_SUFFIXES = (".csv", ".parquet", ".sas7bdat", ".xpt")
+EXTRACT_MARKER = "EXTRACT.json"
+_SNIFF_BYTES = 1 << 16
+
+
+class ExtractError(ValueError):
+    """A register file (or extract folder) that cannot be used as a whole.
+
+    The message names the file and, where it applies, the row and the column. Rows are counted the
+    way a person reads the file: row 1 is the first data row, the header not counted (so row N of
+    a CSV file is on line N + 1).
+    """
+
+
+@dataclass(frozen=True)
+class RawRegister:
+    """One register file as read: ``frame`` with the file's own column names, ``encoding`` of a CSV.
+
+    ``frame`` is an Arrow table when read with ``arrow=True`` (DREAM: too wide for a pandas copy).
+    """
+
+    name: str
+    frame: pd.DataFrame | pa.Table
+    file_format: str
+    encoding: str | None = None
+
+
+def list_extract_files(folder: str | Path) -> tuple[dict[str, Path], list[str]]:
+    """Register files of an extract folder by stem, and the names of the other files in it.
+
+    Raises ExtractError when the folder is missing or one stem comes in two formats.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ExtractError(f"{folder}: the extract folder does not exist")
+    by_stem: dict[str, Path] = {}
+    others: list[str] = []
+    for path in sorted(folder.iterdir()):
+        if path.is_file() and path.suffix.lower() in RAW_SUFFIXES:
+            stem = path.stem.lower()
+            if stem in by_stem:
+                raise ExtractError(f"{path.name}: register '{stem}' is also in {by_stem[stem].name}; keep one")
+            by_stem[stem] = path
+        elif path.is_file() and path.name != EXTRACT_MARKER:
+            others.append(path.name)
+    return by_stem, others
+
+
+def read_extract_marker(folder: str | Path) -> dict[str, Any]:
+    """The extract's ``EXTRACT.json`` marker, or an empty mapping when there is none."""
+    path = Path(folder) / EXTRACT_MARKER
+    if not path.exists():
+        return {}
+    try:
+        marker = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as error:
+        raise ExtractError(f"{path.name}: not valid JSON ({error})") from None
+    if not isinstance(marker, dict):
+        raise ExtractError(f"{path.name}: expected a JSON object")
+    return marker
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+ColumnTyper = Callable[[str], "pa.DataType | None"]
+
+
+def read_raw_register(path: str | Path, column_type: ColumnTyper | None = None, arrow: bool = False) -> RawRegister:
+    """Read one register file in any allowed format (CSV, Parquet, SAS ``.sas7bdat``/``.xpt``).
+
+    CSV: ``;`` separator, UTF-8 or else Latin-1; every column is read as text unless
+    ``column_type(name)`` gives an Arrow type for it (used for DREAM's many code columns); when a
+    typed column does not convert, the file is read again as text so ingest can find the bad rows.
+    ``arrow``: keep a CSV or Parquet file as an Arrow table (SAS files always come as pandas).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ExtractError(f"{path.name}: file not found in {path.parent}")
+    if path.stat().st_size == 0:
+        raise ExtractError(f"{path.name}: the file is empty (0 bytes)")
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return _read_csv(path, column_type, arrow)
+    if suffix == ".parquet":
+        try:
+            # text columns the caller wants as dictionaries (DREAM's months) are read as such:
+            # a million rows of repeated industry codes take a quarter of the memory
+            dictionary = [
+                name for name in pq.read_schema(path).names
+                if column_type and (kind := column_type(name)) is not None and pa.types.is_dictionary(kind)
+            ]
+            table = pq.read_table(path, read_dictionary=dictionary or None)
+        except (pa.ArrowException, OSError) as error:
+            raise ExtractError(f"{path.name}: not a readable Parquet file ({error})") from None
+        return RawRegister(path.name, table if arrow else _arrow_to_pandas(table), "parquet")
+    if suffix in (".sas7bdat", ".xpt"):
+        import pyreadstat
+
+        reader = pyreadstat.read_sas7bdat if suffix == ".sas7bdat" else pyreadstat.read_xport
+        try:
+            frame, _ = reader(str(path))
+        except Exception as error:  # pyreadstat raises its own and plain exceptions
+            kind = "SAS7BDAT" if suffix == ".sas7bdat" else "SAS transport (XPORT)"
+            raise ExtractError(f"{path.name}: not a readable {kind} file ({error})") from None
+        return RawRegister(path.name, frame, suffix.lstrip("."))
+    raise ExtractError(f"{path.name}: unknown format '{suffix}' (expected one of {', '.join(RAW_SUFFIXES)})")
+
+
+def _read_csv(path: Path, column_type: ColumnTyper | None, arrow: bool) -> RawRegister:
+    with open(path, "rb") as handle:
+        head = handle.read(_SNIFF_BYTES)
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in head:
+        raise ExtractError(
+            f"{path.name}: neither UTF-8 nor Latin-1 text (it holds NUL bytes: UTF-16 or a binary file?)"
+        )
+    if re.search(rb"[\x01-\x08\x0b\x0c\x0e-\x1f]", head):
+        raise ExtractError(f"{path.name}: neither UTF-8 nor Latin-1 text (it holds control characters)")
+    header_line = head.split(b"\n", 1)[0].rstrip(b"\r")
+    header_text = header_line.decode("utf-8-sig", errors="replace")
+    names = [name.strip().strip('"') for name in header_text.split(";")]
+    if not header_text.strip():
+        raise ExtractError(f"{path.name}: the first line is empty; expected a header of column names")
+    if len(names) == 1 and ("," in header_text or "\t" in header_text):
+        raise ExtractError(f"{path.name}: the header has one column; the separator must be ';'")
+
+    typed = {name: column_type(name) for name in names} if column_type else {}
+    typed = {name: kind for name, kind in typed.items() if kind is not None}
+    for encoding in ("utf-8", "latin-1"):
+        try:
+            table = _arrow_csv(path, names, typed, encoding)
+        except pa.ArrowInvalid as error:
+            message = str(error)
+            if "invalid UTF8" in message and encoding == "utf-8":
+                continue
+            if typed and "conversion error" in message:
+                table = _arrow_csv(path, names, {}, encoding)
+            else:
+                raise ExtractError(f"{path.name}: cannot be read as ';'-separated text ({message})") from None
+        return RawRegister(path.name, table if arrow else _arrow_to_pandas(table), "csv", encoding)
+    raise AssertionError("unreachable: Latin-1 decodes every byte")
+
+
+def _arrow_csv(path: Path, names: list[str], typed: dict[str, Any], encoding: str) -> pa.Table:
+    import pyarrow.csv as pacsv
+
+    bad_rows: list[int] = []
+
+    def note_bad_row(row: Any) -> str:
+        bad_rows.append(row.actual_columns)
+        return "skip"
+
+    column_types = {name: typed.get(name, pa.string()) for name in names}
+    table = pacsv.read_csv(
+        path,
+        read_options=pacsv.ReadOptions(encoding=encoding),
+        parse_options=pacsv.ParseOptions(delimiter=";", invalid_row_handler=note_bad_row),
+        convert_options=pacsv.ConvertOptions(
+            column_types=column_types, strings_can_be_null=True, quoted_strings_can_be_null=True,
+        ),
+    )
+    if bad_rows:
+        row, fields = _first_ragged_row(path, len(names), encoding)
+        raise ExtractError(
+            f"{path.name}: row {row} (line {row + 1}) has {fields} fields but the header has {len(names)} "
+            f"({len(bad_rows)} such row(s)): the file looks truncated, or a value holds a ';'"
+        )
+    return table.rename_columns([name.strip() for name in table.column_names])
+
+
+def _first_ragged_row(path: Path, n_fields: int, encoding: str) -> tuple[int, int]:
+    """Data row (1-based) and field count of the first row whose field count is wrong."""
+    import csv
+
+    with open(path, encoding=encoding, newline="") as handle:
+        for line_number, fields in enumerate(csv.reader(handle, delimiter=";")):
+            if line_number > 0 and len(fields) != n_fields:
+                return line_number, len(fields)
+    return 0, n_fields
+
+
+def _arrow_to_pandas(table: pa.Table) -> pd.DataFrame:
+    """Text as pandas' Arrow-backed strings; integers with missing values as nullable integers."""
+    mapping = {
+        pa.string(): pd.StringDtype("pyarrow"), pa.large_string(): pd.StringDtype("pyarrow"),
+        pa.int8(): pd.Int8Dtype(), pa.int16(): pd.Int16Dtype(), pa.int32(): pd.Int32Dtype(),
+        pa.int64(): pd.Int64Dtype(), pa.uint8(): pd.UInt8Dtype(), pa.uint16(): pd.UInt16Dtype(),
+    }
+    return table.to_pandas(types_mapper=mapping.get, self_destruct=True)
+
+
+def write_graphml(graph: Any, path: str | Path) -> None:
+    """Write a networkx graph as GraphML, atomically (the network export for analysts)."""
+    import networkx as nx  # only the export needs networkx's writer
+
+    with atomic_path(path) as temporary:
+        nx.write_graphml(graph, temporary)
+
+
+def write_csv(frame: pd.DataFrame, path: str | Path) -> None:
+    """Write a small aggregate table as CSV (comma-separated, point decimals: DVC plots read it)."""
+    with atomic_path(path) as temporary:
+        frame.to_csv(temporary, index=False, float_format="%.6g")
+
+
+def write_model(model: Any, path: str | Path) -> None:
+    """Pickle a fitted scikit-learn model with joblib, atomically."""
+    import joblib  # only the train stage writes models
+
+    with atomic_path(path) as temporary:
+        joblib.dump(model, temporary)
+
+
+def read_model(path: str | Path) -> Any:
+    """Load a model written by :func:`write_model` (trusted files of this workspace only)."""
+    import joblib
+
+    return joblib.load(path)
+
+
+def write_figure(figure: Any, path: str | Path) -> None:
+    """Save a matplotlib figure as PNG, atomically."""
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, format="png", dpi=100, bbox_inches="tight")
+
+
+# --- Reading written files back for the privacy scan (lyskegle.privacy scans what these yield) ---
+
+def read_blocks(path: str | Path, block_bytes: int = 1 << 22) -> Iterator[bytes]:
+    """A file's bytes as consecutive blocks, so a large file is never held whole."""
+    with open(path, "rb") as handle:
+        while block := handle.read(block_bytes):
+            yield block
+
+
+def parquet_value_batches(path: str | Path, batch_rows: int = 1 << 16) -> Iterator[tuple[str, int, list | Any]]:
+    """``(column, first row, values)`` for every text and integer column of a Parquet file, in batches.
+
+    Text values come as a list of str/None (dictionary-encoded text decoded); integer values as an
+    int64 NumPy array with missing values as 0. Other column types are not yielded.
+    """
+    parquet = pq.ParquetFile(path)
+    first_row = 0
+    for batch in parquet.iter_batches(batch_size=batch_rows):
+        for name, column in zip(batch.schema.names, batch.columns):
+            kind = column.type
+            if pa.types.is_dictionary(kind):
+                column, kind = column.dictionary_decode(), kind.value_type
+            if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+                yield name, first_row, column.to_pylist()
+            elif pa.types.is_integer(kind):
+                yield name, first_row, column.fill_null(0).to_numpy(zero_copy_only=False).astype("int64")
+        first_row += batch.num_rows
+
+
+# --- Report tables and pages -------------------------------------------------------------------------
+
+def read_csv(path: str | Path) -> pd.DataFrame:
+    """Read a table written by :func:`write_csv` (the report reads the aggregate CSVs back)."""
+    return pd.read_csv(path, keep_default_na=True)
+
+
+def write_text(text: str, path: str | Path) -> None:
+    """Write a UTF-8 text file (an HTML page, a markdown model card), atomically."""
+    with atomic_path(path) as temporary:
+        temporary.write_text(text, encoding="utf-8")
+
+
+# --- Writing a register extract (the synthesize stage writes the contract's formats) -----------------
+
+def write_extract_csv(frame: pd.DataFrame, path: str | Path, encoding: str = "utf-8",
+                      decimal_comma: bool = False) -> None:
+    """Write a register as DST/municipal CSV: ``;`` separator, ISO dates, blank for missing.
+
+    ``decimal_comma`` writes floats with a decimal comma; ``encoding`` is ``utf-8`` or ``latin-1``.
+    """
+    import pyarrow.compute as pc
+    import pyarrow.csv as pa_csv
+
+    table = pa.Table.from_pandas(frame, preserve_index=False).replace_schema_metadata(None)
+    if decimal_comma:
+        for position, field in enumerate(table.schema):
+            if pa.types.is_floating(field.type):
+                text = pc.replace_substring(pc.cast(table.column(position), pa.string()), ".", ",")
+                table = table.set_column(position, field.name, text)
+    # Register values never hold ";", quotes or line breaks; a value that does fails loudly here.
+    options = pa_csv.WriteOptions(delimiter=";", quoting_style="none")
+    with atomic_path(path) as temporary:
+        if encoding.lower().replace("_", "-") in ("utf-8", "utf8"):
+            pa_csv.write_csv(table, temporary, write_options=options)
+        else:
+            sink = pa.BufferOutputStream()
+            pa_csv.write_csv(table, sink, write_options=options)
+            temporary.write_bytes(sink.getvalue().to_pybytes().decode("utf-8").encode(encoding))
+
+
+def write_parquet_pieces(frames: Iterable[pd.DataFrame], path: str | Path) -> int:
+    """Write frames with equal columns as row groups of one Parquet file, atomically; returns the rows."""
+    import pyarrow.parquet as pq_
+
+    rows = 0
+    writer = None
+    with atomic_path(path) as temporary:
+        try:
+            for frame in frames:
+                table = pa.Table.from_pandas(frame, preserve_index=False)
+                if writer is None:
+                    writer = pq_.ParquetWriter(temporary, table.schema, compression="zstd")
+                writer.write_table(table)
+                rows += table.num_rows
+        finally:
+            if writer is not None:
+                writer.close()
+    return rows
+
+
+def write_extract_xport(frame: pd.DataFrame, path: str | Path, table_name: str) -> None:
+    """Write a register as a SAS transport file (version 8), with date columns as SAS dates.
+
+    The header's creation and modification times are fixed (01JAN70:00:00:00) so equal frames give
+    equal bytes.
+    """
+    import re
+
+    import pyreadstat
+
+    plain = pd.DataFrame({name: column.to_numpy(dtype=object) for name, column in frame.items()})
+    formats = {name: "DATE9" for name, column in frame.items() if "date" in str(column.dtype)}
+    with atomic_path(path) as temporary:
+        pyreadstat.write_xport(plain, temporary, table_name=table_name, file_format_version=8,
+                               variable_format=formats or None)
+        stamp = re.compile(rb"\d{2}[A-Z]{3}\d{2}:\d{2}:\d{2}:\d{2}")
+        temporary.write_bytes(stamp.sub(b"01JAN70:00:00:00", temporary.read_bytes(), count=4))
