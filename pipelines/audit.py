@@ -170,8 +170,8 @@ def main(argv: list[str] | None = None) -> int:
     checks: dict[str, dict] = {}
 
     predictions = io.read_parquet(args.predictions)
-    log.info("auditing %d test predictions of %s", len(predictions), args.target)
-    table = audit.fairness_table(predictions, rule, rng)
+    log.info("auditing %d test predictions of %s (list: %s)", len(predictions), args.target, params.flag)
+    table = audit.fairness_table(audit.as_priority_list(predictions, params.flag), rule, rng)
     shown = audit.shown_fairness_table(table, min_cell)
     io.write_csv(shown, args.fairness)
     reasons["fairness"], checks["fairness"] = audit.fairness_summary(table, rule)

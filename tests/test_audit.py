@@ -334,7 +334,7 @@ def _write_training_inputs(root: Path) -> None:
 def stage_files(tmp_path):
     (tmp_path / "params.yaml").write_text(
         "extract:\n  path: null\nprivacy:\n  min_cell: 5\nfeatures: {}\ntrain: {}\n"
-        "audit:\n  top_k_percent: 20\n  bootstrap_samples: 50\n  fail_on_violation: true\n", encoding="utf-8")
+        "audit:\n  top_k_percent: 20\n  flag: highest_chance\n  bootstrap_samples: 50\n  fail_on_violation: true\n", encoding="utf-8")
     (tmp_path / "synthetic").mkdir()
     (tmp_path / "synthetic" / "bef2020.csv").write_text("PNR;KOEN\n6101701234;1\n", encoding="utf-8")
     io.write_json({"run_id": "r1", "model_name": "lyskegle-exit_26w", "model_version": "1",
@@ -454,3 +454,16 @@ def test_audit_params_reject_bounds_that_exclude_one_and_unknown_attributes():
     with pytest.raises(ParamsError, match=r"audit\.reference_groups\.origin"):
         parse_section("audit", {"reference_groups": {"origin": "danish"}})
     assert parse_section("audit", {"reference_groups": {"origin_group": "danish"}}).reference_groups == {"origin_group": "danish"}
+
+
+def test_the_priority_list_turns_chances_into_risk_of_the_adverse_outcome():
+    from lyskegle.audit import as_priority_list
+
+    predictions = pd.DataFrame({"score": [0.9, 0.2], "label": [1, 0]})
+    turned = as_priority_list(predictions, "lowest_chance")
+    assert turned["score"].tolist() == pytest.approx([0.1, 0.8])
+    assert turned["label"].tolist() == [0, 1]
+    assert predictions["score"].tolist() == [0.9, 0.2]  # input untouched
+    assert as_priority_list(predictions, "highest_chance").equals(predictions)
+    with pytest.raises(ValueError, match="audit.flag"):
+        as_priority_list(predictions, "middle")

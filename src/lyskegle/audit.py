@@ -5,7 +5,9 @@ Input: a prediction frame with the columns of ``models/<target>/test_predictions
 ``audit_age_band``, ``audit_origin_group``, ``audit_area`` (area missing = not in a housing area).
 
 The operating point flags the top ``top_k_percent`` % of scores per as-of date, the way a caseworker
-would get a list of the highest-risk persons each time the model is run.
+would get a list of the highest-risk persons each time the model is run. By default (``audit.flag``)
+the list holds the lowest predicted chance of the good outcome: :func:`as_priority_list` turns the
+predictions into risk of the adverse outcome first.
 
 Group figures come from fairlearn's :class:`~fairlearn.metrics.MetricFrame`. Their confidence
 intervals come from a bootstrap that resamples *persons* within each group (a person seen at two
@@ -82,6 +84,26 @@ class FairnessRule:
 
 
 # --- operating point and groups -------------------------------------------------------------------
+
+def as_priority_list(predictions: pd.DataFrame, flag: str) -> pd.DataFrame:
+    """Predictions turned the way the operating point reads them.
+
+    The models predict the chance of a good outcome (leaving support, being self-sufficient). A
+    municipality prioritises efforts for those with the *lowest* chance, so with
+    ``flag="lowest_chance"`` the returned ``score`` is the chance of the adverse outcome
+    (``1 - score``) and ``label`` is 1 where the adverse outcome happened; the fairness figures (TPR,
+    precision, ...) then speak of the persons the list is meant to find. ``"highest_chance"``
+    returns a copy unchanged.
+    """
+    _require(predictions, ["score", "label"])
+    out = predictions.copy()
+    if flag == "lowest_chance":
+        out["score"] = 1.0 - out["score"]
+        out["label"] = 1 - out["label"]
+    elif flag != "highest_chance":
+        raise ValueError(f"audit.flag must be 'lowest_chance' or 'highest_chance', not {flag!r}")
+    return out
+
 
 def flag_top_k(predictions: pd.DataFrame, top_k_percent: float) -> pd.Series:
     """Boolean Series (same index): the top ``top_k_percent`` % of ``score`` within each ``as_of``.

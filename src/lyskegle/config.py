@@ -196,6 +196,9 @@ class AuditParams(Section):
     """The fairness and privacy gate (see lyskegle.audit for the pass/fail rule)."""
 
     top_k_percent: float = Field(10, gt=0, le=100)
+    # whom the caseworker's list holds: the lowest predicted chance of the good outcome (those to
+    # prioritise efforts for), or the highest
+    flag: Literal["lowest_chance", "highest_chance"] = "lowest_chance"
     ratio_bounds: tuple[float, float] = (0.8, 1.25)
     # attribute -> reference group; an attribute not named here compares with its largest group
     reference_groups: dict[AuditAttribute, str] = {}
