@@ -143,3 +143,16 @@ def test_the_signature_row_is_made_of_medians():
     rows = pd.DataFrame({"x": [1.0, 2.0, 10.0], "stairwell_id": ["s1", "s2", "s3"]})
     row = synthetic_input_row(rows, column_roles(rows, ["x"], use_stairwell=True))
     assert row.to_dict("records") == [{"x": 2.0, "stairwell_id": "example-stairwell"}]
+
+
+def test_gradient_boosting_trains_when_a_column_is_missing_in_every_row():
+    from lyskegle.models import DropEmptyColumns, build_pipeline
+
+    rows = planted(persons=200).assign(empty_layer=np.nan)
+    roles = column_roles(rows, ["signal", "noise", "support_weeks_52w", "empty_layer"], use_stairwell=False)
+    pipeline = build_pipeline(Candidate("hist_gradient_boosting", {"max_iter": 5}), roles, random_state=0)
+    fitted = pipeline.fit(model_inputs(rows, roles), rows["label"])
+    scores = fitted.predict_proba(model_inputs(rows, roles))[:, 1]
+    assert scores.shape == (len(rows),) and np.isfinite(scores).all()
+    dropped = DropEmptyColumns().fit(pd.DataFrame({"a": [1.0, np.nan], "b": [np.nan, np.nan]}))
+    assert dropped.get_feature_names_out().tolist() == ["a"]

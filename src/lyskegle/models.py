@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator, clone
+from sklearn.base import BaseEstimator, TransformerMixin, clone
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier
@@ -34,6 +34,7 @@ from sklearn.inspection import permutation_importance
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler, TargetEncoder
+from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_limits
 
 from lyskegle.config import TrainParams
@@ -122,6 +123,33 @@ def model_inputs(rows: pd.DataFrame, roles: ColumnRoles) -> pd.DataFrame:
     return pd.DataFrame(out, index=rows.index)
 
 
+class DropEmptyColumns(TransformerMixin, BaseEstimator):
+    """Drops the columns that have no observed value in the training rows.
+
+    HistGradientBoosting handles missing values itself, but scikit-learn 1.9 fails to bin a column
+    that is missing in every row ("window shape cannot be larger than input array shape"); on a
+    small fold that happens, e.g. for a network layer in which nobody has contacts yet.
+    """
+
+    def fit(self, X, y=None):  # noqa: N803 (scikit-learn's names)
+        values = np.asarray(X, dtype="float64")
+        self.keep_ = ~np.isnan(values).all(axis=0)
+        self.n_features_in_ = values.shape[1]
+        if hasattr(X, "columns"):
+            self.feature_names_in_ = np.asarray(X.columns, dtype=object)
+        return self
+
+    def transform(self, X):  # noqa: N803
+        check_is_fitted(self, "keep_")
+        return np.asarray(X, dtype="float64")[:, self.keep_]
+
+    def get_feature_names_out(self, input_features=None):
+        check_is_fitted(self, "keep_")
+        if input_features is None:
+            input_features = getattr(self, "feature_names_in_", [f"x{i}" for i in range(self.n_features_in_)])
+        return np.asarray(input_features, dtype=object)[self.keep_]
+
+
 def build_pipeline(candidate: Candidate, roles: ColumnRoles, random_state: int,
                    stairwell_encoder: BaseEstimator | None = None) -> Pipeline:
     """An unfitted pipeline for ``candidate``.
@@ -136,7 +164,7 @@ def build_pipeline(candidate: Candidate, roles: ColumnRoles, random_state: int,
     numeric = (
         Pipeline([("impute", SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True)),
                   ("scale", StandardScaler())])
-        if linear else "passthrough"
+        if linear else DropEmptyColumns()
     )
     parts: list[tuple[str, Any, list[str]]] = [("numeric", numeric, list(roles.numeric))]
     if roles.categorical:
