@@ -233,14 +233,6 @@ def test_a_real_key_file_is_read(ingest_stage, tmp_path, tiny_extract):
     assert pid(P2, OTHER_KEY.encode()) in set(result.tables["population"]["person_id"])
 
 
-def test_bulk_pseudonyms_equal_the_reference_pseudonymise():
-    from lyskegle.ingest import _pseudonyms_of_normalised
-
-    values = [P1, P2, "A17", "0123", "123", "\u00e6\u00f8\u00e5"]
-    for key in (DEVELOPMENT_KEY, OTHER_KEY.encode(), b"k" * 100):  # a key longer than a hash block too
-        assert _pseudonyms_of_normalised(values, key).to_pylist() == pseudonymise(pd.Series(values), key).tolist()
-
-
 def test_numeric_person_keys_keep_leading_zeros_apart():
     import pyarrow as pa
 
