@@ -94,11 +94,14 @@ def test_a_run_from_clean_runs_every_stage_and_writes_the_reports(pipeline):
         assert 0.5 < metrics["roc_auc"] <= 1.0
 
 
-def test_the_models_beat_the_rule_baseline_on_the_synthetic_extract(pipeline):
+def test_the_self_sufficiency_model_beats_the_rule_baseline_end_to_end(pipeline):
+    # At 4,000 persons exit_26w has only about 100 test spells, too few for a stable comparison; its
+    # signal is checked in tests/test_models.py and measured at the default size (see the README).
     workspace, _, _ = pipeline
-    for target in _targets(workspace):
-        metrics = json.loads((workspace / "reports" / target / "metrics.json").read_text())
-        assert metrics["roc_auc"] > metrics["baseline_roc_auc"], target
+    metrics = json.loads((workspace / "reports" / "self_sufficient" / "metrics.json").read_text())
+    assert metrics["rows"]["test_rows"] >= 1000
+    assert metrics["roc_auc"] > metrics["baseline_roc_auc"] + 0.01
+    assert metrics["average_precision"] > metrics["baseline_average_precision"]
 
 
 def test_a_second_repro_does_nothing(pipeline):
@@ -158,7 +161,8 @@ def test_a_stage_killed_halfway_is_not_taken_as_complete_and_a_rerun_restores_it
 
     status = _run([str(VENV_BIN / "dvc"), "status", "synthesize"], workspace, env)
     assert "synthesize" in status.stdout, f"an interrupted stage looks complete:\n{status.stdout}"
-    output = _repro(workspace, env)
+    # --no-run-cache: really run the command again rather than restore DVC's cached outputs
+    output = _repro(workspace, env, "--no-run-cache")
     assert "synthesize" in _stages_run(output)
     assert {p.name: p.read_bytes() for p in sorted(out.iterdir())} == before
     # the re-run gave the same bytes, so nothing downstream needed to run again
