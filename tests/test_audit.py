@@ -14,6 +14,7 @@ from sklearn.metrics import precision_score, roc_auc_score
 
 from lyskegle import io
 from lyskegle.features import model_feature_columns
+from lyskegle.identifier_scan import shown_small_cells
 from lyskegle.models import Candidate, build_pipeline, column_roles, model_inputs
 from lyskegle.audit import (
     AuditInputError,
@@ -442,7 +443,7 @@ def test_the_gate_tags_the_run_and_promotes_only_a_passing_model(stage_files):
 def test_shown_tables_with_a_small_person_count_are_named(tmp_path):
     io.write_csv(pd.DataFrame({"group": ["a", "b"], "persons": [40, 3]}), tmp_path / "small.csv")
     io.write_csv(pd.DataFrame({"group": ["a", "b"], "persons": [40, None]}), tmp_path / "suppressed.csv")
-    found = _audit_stage().shown_small_cells([tmp_path / "small.csv", tmp_path / "suppressed.csv"], min_cell=5)
+    found = shown_small_cells([tmp_path / "small.csv", tmp_path / "suppressed.csv"], min_cell=5)
     assert found == [{"file": str(tmp_path / "small.csv"), "column": "persons", "rows": 1}]
 
 

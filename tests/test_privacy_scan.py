@@ -3,7 +3,6 @@
 Every CPR-shaped number here uses a synthetic day of month (61-91), never a real person's.
 """
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lyskegle import io
+from lyskegle import identifier_scan, io
 from lyskegle.privacy import (
     CPR_SHAPED,
     EXTRACT_PNR,
@@ -23,15 +22,7 @@ from lyskegle.privacy import (
     small_equivalence_classes,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
 SYNTHETIC_CPR = "6101701234"  # day 61: synthetic
-
-
-def _audit_stage():
-    spec = importlib.util.spec_from_file_location("audit_stage", ROOT / "pipelines" / "audit.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_cpr_shaped_numbers_are_found_with_and_without_dash():
@@ -119,7 +110,7 @@ def written_outputs(tmp_path):
 
 
 def test_the_walker_names_each_file_with_a_planted_number(written_outputs):
-    stage = _audit_stage()
+    stage = identifier_scan
     root = written_outputs
     record = stage.scan_outputs([root / "data", root / "reports", root / "mlartifacts", root / "mlflow.db"],
                                 [root / "data" / "synthetic"], None)
@@ -132,13 +123,45 @@ def test_the_walker_names_each_file_with_a_planted_number(written_outputs):
 
 
 def test_the_walker_reports_no_hit_value_only_where_it_is(written_outputs):
-    stage = _audit_stage()
+    stage = identifier_scan
     record = stage.scan_outputs([written_outputs / "reports"], [], None)
     assert SYNTHETIC_CPR not in json.dumps(record)
 
 
 def test_extract_pnr_values_are_read_from_every_register_file(written_outputs):
-    stage = _audit_stage()
+    stage = identifier_scan
     known = stage.extract_pnr_values(written_outputs / "data" / "synthetic")
     assert known.size == 1
     assert find_identifiers(f"x {SYNTHETIC_CPR}", known) == [(2, EXTRACT_PNR)]
+
+
+def _scan_stage():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("scan_stage", Path(__file__).resolve().parents[1] / "pipelines" / "scan.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_final_scan_stage_catches_a_pnr_in_a_page_written_after_the_audit(written_outputs):
+    root = written_outputs
+    (root / "params.yaml").write_text(
+        "extract:\n  path: null\nprivacy:\n  min_cell: 5\naudit:\n  fail_on_violation: true\n", encoding="utf-8")
+    # clean.json holds the PNR inside a hex-like word: not CPR-shaped, but the raw value all the same
+    for leaky in ("reports/table.csv", "reports/clean.json", "data/features/leaky.parquet", "mlartifacts/run/audit.json"):
+        (root / leaky).unlink()
+    argv = ["--params", str(root / "params.yaml"), "--synthetic", str(root / "data" / "synthetic"),
+            "--scan", str(root / "data"), "--scan", str(root / "reports"), "--scan", str(root / "mlartifacts"),
+            "--out", str(root / "reports" / "privacy_scan.json")]
+    assert _scan_stage().main(argv) == 0
+    assert io.read_json(root / "reports" / "privacy_scan.json")["passed"] is True
+
+    page = root / "reports" / "exit_26w" / "index.html"
+    page.parent.mkdir(parents=True)
+    page.write_text(f"<p>borger {SYNTHETIC_CPR}</p>", encoding="utf-8")
+    assert _scan_stage().main(argv) == 1
+    result = io.read_json(root / "reports" / "privacy_scan.json")
+    assert result["passed"] is False
+    assert any("exit_26w/index.html" in reason for reason in result["reasons"])
+    assert SYNTHETIC_CPR not in json.dumps(result)
