@@ -87,3 +87,13 @@ def test_works_inside_a_pipeline_and_refuses_missing_labels():
     with pytest.raises(ValueError, match="missing"):
         StairwellRateEncoder().fit(TRAIN, [1, 0, None, 0, 1, 1, 0])
     assert StairwellRateEncoder(prior_weight=3).get_params()["prior_weight"] == 3
+
+
+def test_the_fitted_encoder_keeps_no_counts_and_no_small_places():
+    X = pd.DataFrame({"stairwell_id": ["a"] * 6 + ["b"] * 2})
+    y = np.array([1, 1, 1, 0, 0, 0, 1, 1])
+    encoder = StairwellRateEncoder(columns=["stairwell_id"], prior_weight=2.0, min_count=5).fit(X, y)
+    kept = encoder.rates_["stairwell_id"]
+    assert list(kept.index) == ["a"]  # b has 2 training persons: not kept, it gets the prior
+    assert kept["a"] == pytest.approx((3 + 2 * 5 / 8) / (6 + 2))
+    assert encoder.transform(pd.DataFrame({"stairwell_id": ["b"]}))[0, 0] == pytest.approx(5 / 8)

@@ -60,7 +60,8 @@ class StairwellRateEncoder(TransformerMixin, BaseEstimator):
     ``prior_weight`` (pseudo-count m), ``min_count`` (fewer training rows: the prior),
     ``person_column`` (optional: leave out all training rows of the same person, not only the row).
     ``X`` is a DataFrame holding ``columns`` (and ``person_column``). Learnt: ``prior_``,
-    ``rates_`` (column -> frame of :func:`shrunk_group_rates`), ``feature_names_in_``.
+    ``rates_`` (column -> shrunk rate per place with at least ``min_count`` training persons; no counts
+are kept, so the fitted encoder holds no small cells), ``feature_names_in_``.
     """
 
     def __init__(
@@ -89,10 +90,12 @@ class StairwellRateEncoder(TransformerMixin, BaseEstimator):
             raise ValueError("StairwellRateEncoder: prior_weight and min_count must not be negative")
         labels = _binary_labels(y)
         self.prior_ = float(labels.mean())
-        self.rates_ = {
-            column: shrunk_group_rates(X[column], labels, self.prior_weight, self.min_count, self.prior_)
-            for column in self.columns
-        }
+        # Keep only the shrunk rates of places with at least min_count training persons: the fitted
+        # model is pickled into models/ and MLflow, where per-place counts would be small cells.
+        self.rates_ = {}
+        for column in self.columns:
+            table = shrunk_group_rates(X[column], labels, self.prior_weight, self.min_count, self.prior_)
+            self.rates_[column] = table.loc[table["n"] >= self.min_count, "rate"]
         self.feature_names_in_ = np.asarray(list(X.columns), dtype=object)
         self.n_features_in_ = len(X.columns)
         return self
@@ -102,7 +105,7 @@ class StairwellRateEncoder(TransformerMixin, BaseEstimator):
         X = self._check_frame(X)
         out = np.empty((len(X), len(self.columns)))
         for j, column in enumerate(self.columns):
-            rate = self.rates_[column]["rate"]
+            rate = self.rates_[column]
             out[:, j] = _place_keys(X[column]).map(rate).fillna(self.prior_).to_numpy("float64")
         return out
 
