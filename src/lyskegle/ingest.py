@@ -47,7 +47,7 @@ from __future__ import annotations
 import difflib
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,7 +75,7 @@ _STEM = re.compile(r"^([a-z]+?)(\d{4})?$")
 # A CPR number with a real day-of-month anywhere in a value (RE2 syntax: no look-arounds)
 _REAL_CPR = r"(?:^|\D)(?:0[1-9]|[12]\d|3[01])(?:0[1-9]|1[0-2])\d{2}-?\d{4}(?:\D|$)"
 _DATE_FORMATS = ("%Y-%m-%d", "%d-%m-%Y", "%d.%m.%Y", "%d%b%Y", "%Y%m%d")
-_ROW_BLOCK = 1 << 16  # persons per block when DREAM's wide matrix becomes runs (bounds memory)
+_ROW_BLOCK = 1 << 16  # DREAM rows per batch when its weeks and months become runs (bounds memory)
 # Files are ingested in this order so that the dwelling register is known when bef is checked,
 # and DREAM's wide frame is gone before the yearly registers pile up.
 _ORDER = ["adresser", DREAM_STEM, "bef", "idan", "udda", "ind", "grundskole", "kraf"]
@@ -84,43 +84,61 @@ _ORDER = ["adresser", DREAM_STEM, "bef", "idan", "udda", "ind", "grundskole", "k
 class PersonKeys:
     """Keyed pseudonyms with a memo, so a person seen in many files is hashed once per run.
 
-    Person keys of up to 17 digits (CPR numbers, DST's numeric ids) are looked up as integers
-    (digits plus length, so ``0123`` and ``123`` stay apart), which is many times faster than
-    hashing strings; other keys go through an Arrow string lookup.
+    Every distinct person key gets a *slot*: a small integer, stable for the whole run, that
+    stands for the person (equal keys, equal slot). Files keep their persons as slots, so checks
+    across files ("is this person in any ``bef`` year?") are array look-ups instead of string
+    hashing. Person keys of up to 17 digits (CPR numbers, DST's numeric ids) are looked up as
+    integers (digits plus length, so ``0123`` and ``123`` stay apart), which is many times faster
+    than hashing strings; other keys go through an Arrow string lookup.
     """
 
     def __init__(self, key: bytes):
         self.key = key
         self.uses_development_key = key == DEVELOPMENT_KEY
         self.real_cpr_numbers = 0  # person keys seen with a real day-of-month: the extract is not synthetic
+        self._pseudonyms = pa.array([], pa.string())  # by slot, in the order first seen
         self._numbers = np.array([], dtype=np.int64)  # person codes, sorted
-        self._slots = np.array([], dtype=np.int64)  # where each sorted code's pseudonym is
-        self._number_pseudonyms = pa.array([], pa.string())  # in the order first seen
-        self._texts = pa.array([], pa.string())
-        self._text_pseudonyms = pa.array([], pa.string())
+        self._number_slots = np.array([], dtype=np.int64)  # the slot of each sorted code
+        self._texts = pa.array([], pa.string())  # other keys, in the order first seen
+        self._text_slots = np.array([], dtype=np.int64)
+
+    @property
+    def n_slots(self) -> int:
+        """Number of distinct person keys seen so far (slots are 0 .. n_slots - 1)."""
+        return len(self._pseudonyms)
 
     def __call__(self, normalised: pa.Array, codes: np.ndarray | None = None) -> pd.Series:
         """Pseudonyms (Arrow-backed strings) of normalised person keys; blank stays missing.
 
         ``codes``: :func:`person_codes` of ``normalised``, when the caller has them already.
         """
+        return self.pseudonyms(self.slots(normalised, codes))
+
+    def slots(self, normalised: pa.Array, codes: np.ndarray | None = None) -> np.ndarray:
+        """Slot (int64) of each normalised person key, -1 for blank; new keys are hashed and added."""
         normalised = pc.cast(normalised, pa.string())
         codes = person_codes(normalised) if codes is None else codes
         numeric = codes >= 0
-        index = np.full(len(normalised), -1, dtype=np.int64)
+        slots = np.full(len(normalised), -1, dtype=np.int64)
         if numeric.any():
-            index[numeric] = self._lookup_numbers(codes[numeric])
+            slots[numeric] = self._lookup_numbers(codes[numeric])
         other = _mask(pc.is_valid(normalised)) & ~numeric
         if other.any():
-            index[other] = len(self._number_pseudonyms) + self._lookup_texts(normalised.filter(other))
-        pseudonyms = pa.concat_arrays([self._number_pseudonyms, self._text_pseudonyms])
-        return _series(pseudonyms.take(pa.array(index, mask=index < 0)))
+            slots[other] = self._lookup_texts(normalised.filter(other))
+        return slots
 
-    def _hash(self, values: list[str]) -> pa.Array:
-        return pseudonyms_of_normalised(values, self.key)
+    def pseudonyms(self, slots: np.ndarray) -> pd.Series:
+        """Pseudonyms (Arrow-backed strings) of slots from :meth:`slots`; -1 gives missing."""
+        return _series(self._pseudonyms.take(pa.array(slots, mask=slots < 0)))
+
+    def _add(self, values: list[str]) -> np.ndarray:
+        """Hash new keys; returns their slots."""
+        first = len(self._pseudonyms)
+        self._pseudonyms = pa.concat_arrays([self._pseudonyms, pseudonyms_of_normalised(values, self.key)])
+        return np.arange(first, len(self._pseudonyms), dtype=np.int64)
 
     def _lookup_numbers(self, codes: np.ndarray) -> np.ndarray:
-        """Slot in ``_number_pseudonyms`` of each code; new codes are hashed and added."""
+        """Slot of each code; new codes are hashed and added."""
         # searching sorted queries keeps the search in cache: several times faster at 1M keys
         order = np.argsort(codes, kind="stable")
         ordered = codes[order]
@@ -130,24 +148,23 @@ class PersonKeys:
             else np.zeros(len(codes), dtype=bool)
         if not found.all():
             new = np.unique(ordered[~found])
-            texts = [str(code % _DIGITS_SCALE).zfill(int(code // _DIGITS_SCALE)) for code in new.tolist()]
-            slots = np.arange(len(self._number_pseudonyms), len(self._number_pseudonyms) + len(new))
-            self._number_pseudonyms = pa.concat_arrays([self._number_pseudonyms, self._hash(texts)])
+            slots = self._add([str(code % _DIGITS_SCALE).zfill(int(code // _DIGITS_SCALE)) for code in new.tolist()])
             numbers = np.concatenate([self._numbers, new])
             resort = np.argsort(numbers, kind="stable")
-            self._numbers, self._slots = numbers[resort], np.concatenate([self._slots, slots])[resort]
+            self._numbers, self._number_slots = numbers[resort], np.concatenate([self._number_slots, slots])[resort]
             position = np.searchsorted(self._numbers, ordered)
         slots = np.empty(len(codes), dtype=np.int64)
-        slots[order] = self._slots[position]
+        slots[order] = self._number_slots[position]
         return slots
 
     def _lookup_texts(self, texts: pa.Array) -> np.ndarray:
+        """Slot of each text key; new keys are hashed and added."""
         uniques = pc.unique(texts)
         new = uniques.filter(pc.is_null(pc.index_in(uniques, value_set=self._texts)))
         if len(new):
             self._texts = pa.concat_arrays([self._texts, new])
-            self._text_pseudonyms = pa.concat_arrays([self._text_pseudonyms, self._hash(new.to_pylist())])
-        return pc.index_in(texts, value_set=self._texts).to_numpy(zero_copy_only=False).astype(np.int64)
+            self._text_slots = np.concatenate([self._text_slots, self._add(new.to_pylist())])
+        return self._text_slots[pc.index_in(texts, value_set=self._texts).to_numpy(zero_copy_only=False).astype(np.int64)]
 
 
 _DIGITS_SCALE = 10 ** 17
@@ -168,17 +185,62 @@ class FileResult:
     name: str
     register: str
     year: int | None
-    table: pd.DataFrame | dict[str, pd.DataFrame]
+    # the accepted rows' table (DREAM: "benefits" and "employment"), persons as PersonKeys slots
+    compact: pd.DataFrame | dict[str, pd.DataFrame]
     quarantine: pd.DataFrame
     quality: dict[str, Any]
-    person_ids: pd.Series | None = None  # DREAM: the accepted rows' persons
+    keys: PersonKeys
+    # PersonKeys slots of the accepted rows, by English person or link column (checks across files)
+    person_slots: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def table(self) -> pd.DataFrame | dict[str, pd.DataFrame]:
+        """The accepted rows' table(s) with persons as pseudonyms, as they are written."""
+        persons = _person_columns(self.register)
+        if isinstance(self.compact, dict):
+            return {name: _pseudonymised(part, persons, self.keys) for name, part in self.compact.items()}
+        return _pseudonymised(self.compact, persons, self.keys)
+
+
+def _pseudonymised(table: pd.DataFrame, person_columns: list[str], keys: PersonKeys) -> pd.DataFrame:
+    """``table`` with the PersonKeys slots of ``person_columns`` replaced by pseudonyms (a new frame)."""
+    return pd.DataFrame({
+        name: keys.pseudonyms(values.to_numpy()).array if name in person_columns else values.array
+        for name, values in table.items()
+    }, copy=False)
+
+
+class OutputTables(Mapping[str, pd.DataFrame]):
+    """The tables of docs/DATA_MODEL.md by name, each put together from its files' parts when asked for.
+
+    The parts keep their persons as PersonKeys slots (int32); a table's person and link columns
+    become pseudonyms only when it is asked for. At a million persons the pseudonyms are most of
+    the tables' memory, so a caller that takes one table at a time holds only that one's as text.
+    Each access builds the table anew.
+    """
+
+    def __init__(self, parts: dict[str, list[pd.DataFrame]], person_columns: dict[str, list[str]], keys: PersonKeys):
+        self._parts = parts
+        self._person_columns = person_columns
+        self._keys = keys
+
+    def __getitem__(self, name: str) -> pd.DataFrame:
+        # part by part: the pseudonyms come in one Arrow chunk per file, as Parquet was always given them
+        persons = self._person_columns[name]
+        return pd.concat([_pseudonymised(part, persons, self._keys) for part in self._parts[name]], ignore_index=True)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._parts)
+
+    def __len__(self) -> int:
+        return len(self._parts)
 
 
 @dataclass
 class IngestResult:
     """Tables of docs/DATA_MODEL.md by name, quarantine frames by file stem, quality, extract facts."""
 
-    tables: dict[str, pd.DataFrame]
+    tables: Mapping[str, pd.DataFrame]
     quarantine: dict[str, pd.DataFrame]
     quality: dict[str, Any]
     extract: dict[str, Any] = field(default_factory=dict)
@@ -261,7 +323,7 @@ def ingest_extract(
     dwelling_ids: pa.Array | None = None
     for raw in files:
         register, year = register_of(raw.name)
-        log.info("ingest %s (%d rows, %s)", raw.name, len(raw.frame), raw.file_format)
+        log.info("ingest %s (%d rows, %s)", raw.name, raw.num_rows, raw.file_format)
         if register == DREAM_STEM:
             result = ingest_dream(raw, keys)
         else:
@@ -270,9 +332,9 @@ def ingest_extract(
         if raw.encoding:
             result.quality["encoding"] = raw.encoding
         if register == "adresser":
-            dwelling_ids = _arrow_strings(result.table["dwelling_id"])
+            dwelling_ids = _arrow_strings(result.compact["dwelling_id"])
         if register == "bef" and dwelling_ids is not None:
-            result.quality["dwellings_not_in_adresser"] = _count_outside(result.table["dwelling_id"], dwelling_ids)
+            result.quality["dwellings_not_in_adresser"] = _count_outside(result.compact["dwelling_id"], dwelling_ids)
         results.append(result)
         log.info(
             "  %s: %d accepted, %d quarantined %s", raw.name, result.quality["rows_accepted"],
@@ -283,27 +345,34 @@ def ingest_extract(
 
 
 def _combine(results: list[FileResult], keys: PersonKeys, marked_synthetic: bool) -> IngestResult:
-    tables: dict[str, list[pd.DataFrame]] = {}
+    parts: dict[str, list[pd.DataFrame]] = {}
+    person_columns: dict[str, list[str]] = {}
     first_week = last_week = None
     for result in results:
         if result.register == DREAM_STEM:
-            for name, table in result.table.items():
-                tables.setdefault(name, []).append(table)
+            for name, table in result.compact.items():
+                parts.setdefault(name, []).append(table)
+                person_columns[name] = _person_columns(DREAM_STEM)
             first_week, last_week = result.quality.pop("first_week"), result.quality.pop("last_week")
         else:
-            tables.setdefault(REGISTERS[result.register].output, []).append(result.table)
-    combined = {name: pd.concat(parts, ignore_index=True) for name, parts in tables.items()}
+            parts.setdefault(REGISTERS[result.register].output, []).append(result.compact)
+            person_columns[REGISTERS[result.register].output] = _person_columns(result.register)
 
-    persons = pc.unique(_arrow_strings(combined["population"]["person_id"]))
+    # a person is in the population when in any bef year; slots stand for persons across files
+    in_population = np.zeros(keys.n_slots, dtype=bool)
+    for result in results:
+        if result.register == "bef":
+            slots = result.person_slots["person_id"]
+            in_population[slots[slots >= 0]] = True
     for result in results:
         if result.register == "bef":
             result.quality["unresolved_links"] = {
-                source: _count_outside(result.table[name], persons)
+                source: _count_slots_outside(result.person_slots[name], in_population)
                 for source, name in (("E_FAELLE_ID", "partner_id"), ("MOR_ID", "mother_id"), ("FAR_ID", "father_id"))
             }
         elif result.register != "adresser":
-            ids = result.person_ids if result.register == DREAM_STEM else result.table["person_id"]
-            result.quality["rows_with_person_outside_population"] = _count_outside(ids, persons)
+            result.quality["rows_with_person_outside_population"] = _count_slots_outside(
+                result.person_slots["person_id"], in_population)
 
     files = {result.name: result.quality for result in results}
     totals = {
@@ -324,7 +393,7 @@ def _combine(results: list[FileResult], keys: PersonKeys, marked_synthetic: bool
         "last_week": last_week,
     }
     quarantine = {result.name.rsplit(".", 1)[0]: result.quarantine for result in results}
-    return IngestResult(combined, quarantine, {"files": files, "totals": totals}, extract)
+    return IngestResult(OutputTables(parts, person_columns, keys), quarantine, {"files": files, "totals": totals}, extract)
 
 
 def _arrow_strings(values: pd.Series) -> pa.Array:
@@ -338,6 +407,12 @@ def _count_outside(values: pd.Series, known: pa.Array) -> int:
     strings goes through Python objects and takes minutes at a million rows)."""
     array = _arrow_strings(values)
     return int(pc.sum(pc.and_(pc.is_valid(array), pc.invert(pc.is_in(array, value_set=known)))).as_py() or 0)
+
+
+def _count_slots_outside(slots: np.ndarray, known: np.ndarray) -> int:
+    """Persons (PersonKeys slots, -1 for blank) whose ``known[slot]`` is False, blanks not counted."""
+    present = slots[slots >= 0]
+    return int(len(present) - np.count_nonzero(known[present]))
 
 
 # --- one register file --------------------------------------------------------------------------
@@ -607,22 +682,32 @@ def ingest_register(raw: RawRegister, keys: PersonKeys, year: int | None) -> Fil
     first = problems.first_per_row()
     quarantined = np.zeros(len(typed), dtype=bool)
     quarantined[first["position"].to_numpy()] = True
-    pseudonyms = {source: keys(person.normalised, person.codes) for source, person in person_columns.items()}
+    slots = {source: keys.slots(person.normalised, person.codes) for source, person in person_columns.items()}
     if quarantined.any():
-        table = _english_table(spec, typed.loc[~quarantined], {s: p[~quarantined] for s, p in pseudonyms.items()}, year)
+        table = _english_table(spec, typed.loc[~quarantined], {s: p[~quarantined] for s, p in slots.items()}, year)
     else:  # no copy of a million rows when none is quarantined
-        table = _english_table(spec, typed, pseudonyms, year)
-    quarantine = _quarantine_frame(frame, names, first, pseudonyms)
+        table = _english_table(spec, typed, slots, year)
+    positions = first["position"].to_numpy()
+    quarantine = _quarantine_frame(frame, names, first, {s: keys.pseudonyms(p[positions]) for s, p in slots.items()})
     quality = _quality(len(frame), len(table), first, ignored)
-    return FileResult(raw.name, register, year, table, quarantine, quality)
+    person_slots = {name: table[name].to_numpy() for name in _person_columns(register)}
+    return FileResult(raw.name, register, year, table, quarantine, quality, keys, person_slots)
 
 
-def _english_table(spec: RegisterSpec, typed: pd.DataFrame, pseudonyms: dict[str, pd.Series], year: int | None) -> pd.DataFrame:
+def _person_columns(register: str) -> list[str]:
+    """English names of the person and link columns of a register's output tables."""
+    if register == DREAM_STEM:
+        return ["person_id"]
+    return [column.name for column in REGISTERS[register].columns if column.kind in (PERSON, LINK)]
+
+
+def _english_table(spec: RegisterSpec, typed: pd.DataFrame, slots: dict[str, np.ndarray], year: int | None) -> pd.DataFrame:
+    """The register's English columns; person and link columns hold PersonKeys slots (int32, -1 blank)."""
     out: dict[str, Any] = {}
     for column in spec.columns:
         values = typed[column.source]
         if column.kind in (PERSON, LINK):
-            out[column.name] = pseudonyms[column.source].reset_index(drop=True)
+            out[column.name] = slots[column.source].astype(np.int32)
         elif column.kind == DATE:
             out[column.name] = pd.array(
                 pa.array(values.to_numpy(dtype="datetime64[D]"), type=pa.date32(), from_pandas=True),
@@ -643,7 +728,10 @@ def _english_table(spec: RegisterSpec, typed: pd.DataFrame, pseudonyms: dict[str
 
 def _quarantine_frame(frame: pd.DataFrame, names: dict[str, str], first: pd.DataFrame,
                       pseudonyms: dict[str, pd.Series]) -> pd.DataFrame:
-    """Quarantined rows: source row, column, reason, then the row's contract values as text."""
+    """Quarantined rows: source row, column, reason, then the row's contract values as text.
+
+    ``pseudonyms``: by DST name, the person keys of the quarantined rows (in ``first``'s order).
+    """
     positions = first["position"].to_numpy()
     out = pd.DataFrame({
         "source_row": positions.astype("int64") + 1,
@@ -652,7 +740,7 @@ def _quarantine_frame(frame: pd.DataFrame, names: dict[str, str], first: pd.Data
     })
     for source, name in names.items():
         if source in pseudonyms:
-            values = pseudonyms[source].iloc[positions]
+            values = pseudonyms[source]
         else:
             values = _as_text(frame[name].iloc[positions])
         out[source] = pd.array(values.to_numpy(dtype=object), dtype=pd.StringDtype("pyarrow"))
@@ -682,77 +770,99 @@ def ingest_dream(raw: RawRegister, keys: PersonKeys) -> FileResult:
     contiguous. Returns ``table`` as ``{"benefits": ..., "employment": ...}``; runs come in file
     order (by source row, then week).
     """
-    # DREAM stays in Arrow: a million persons x 680 weeks as a pandas frame would double the memory
-    table = raw.frame if isinstance(raw.frame, pa.Table) else pa.Table.from_pandas(
-        raw.frame.reset_index(drop=True), preserve_index=False)
-    by_upper = {str(column).strip().upper(): column for column in table.column_names}
+    by_upper = {str(column).strip().upper(): column for column in raw.column_names}
     if "PNR" not in by_upper:
         guess = difflib.get_close_matches("PNR", list(by_upper), n=1, cutoff=0.6)
         hint = f" (found '{by_upper[guess[0]]}'; did you mean it?)" if guess else ""
         raise ExtractError(f"{raw.name}: column 'PNR' is missing{hint}")
-    weeks, months, ignored = _dream_columns(table.column_names, raw.name)
+    weeks, months, ignored = _dream_columns(raw.column_names, raw.name)
+    week_names, month_names = list(weeks), list(months)
 
     problems = _Problems()
-    person, _ = _read_person_column(table.column(by_upper["PNR"]), raw.name, "PNR", None, keys.uses_development_key)
+    person, _ = _read_person_column(raw.read_column(by_upper["PNR"]), raw.name, "PNR", None, keys.uses_development_key)
     keys.real_cpr_numbers += person.real_cpr_numbers
     problems.add(~person.present, "PNR", "missing_pnr")
     problems.add(person.malformed, "PNR", "malformed_pnr")
+    duplicate = _duplicated(person, ~person.malformed)
+    person_problem = ~person.present | person.malformed | duplicate  # known before any week is read
 
-    n = table.num_rows
-    codes = np.zeros((n, len(weeks)), dtype=np.int16)
-    unparsable_at = np.full(n, -1, dtype=np.int64)
+    # A million persons x 680 weeks do not fit in memory at once: the weeks and months are read in
+    # row batches, and each batch is reduced to its runs. Every row-level check is row-local, so the
+    # runs of all rows are kept and the quarantined rows' runs dropped at the end.
+    n = raw.num_rows
+    unparsable_at = np.full(n, -1, dtype=np.int64)  # first week column that does not parse
+    unknown_rows = np.zeros(n, dtype=bool)
+    first_unknown = np.zeros(n, dtype=np.int64)  # first week column with an unknown code
     zero_codes = 0
-    for j, column in enumerate(weeks.values()):
-        values, bad, zeros = _dream_codes(table.column(column))
-        codes[:, j] = values
-        zero_codes += zeros
-        unparsable_at = np.where((unparsable_at < 0) & bad, j, unparsable_at)
-    week_names = list(weeks)
+    benefit_parts: list[tuple[np.ndarray, ...]] = []
+    work_parts: list[tuple[np.ndarray, ...]] = []
+    quarantined_rows: list[pa.Table] = []
+    # week x person (a column is a row), allocated once: fresh pages for every batch cost more than the copying
+    week_codes = np.empty((len(weeks), _ROW_BLOCK), dtype=np.int16)
+    month_worked = np.empty((len(months), _ROW_BLOCK), dtype=np.int8)
+    start = 0
+    for batch in raw.row_batches(_ROW_BLOCK):
+        rows = slice(start, start + batch.num_rows)
+        codes = week_codes[:, :batch.num_rows]
+        for j, column in enumerate(weeks.values()):
+            codes[j], bad, zeros = _dream_codes(batch.column(column))
+            zero_codes += zeros
+            if bad.any():
+                unparsable_at[rows] = np.where((unparsable_at[rows] < 0) & bad, j, unparsable_at[rows])
+        row, first, length, code = _runs(codes)
+        unknown = _UNKNOWN_CODE[code]
+        persons_with_unknown, first_run = np.unique(row[unknown], return_index=True)
+        unknown_rows[start + persons_with_unknown] = True
+        first_unknown[start + persons_with_unknown] = first[unknown][first_run]
+        benefit_parts.append((row + start, first, length, code))
+
+        worked = month_worked[:, :batch.num_rows]
+        for j, column in enumerate(months.values()):
+            worked[j] = _worked(batch.column(column))
+        row, first, length, _ = _runs(worked)
+        work_parts.append((row + start, first, length))
+
+        quarantined = person_problem[rows] | (unparsable_at[rows] >= 0) | unknown_rows[rows]
+        quarantined_rows.append(batch.take(pa.array(np.flatnonzero(quarantined), type=pa.int64())))
+        start += batch.num_rows
+
     if n and (unparsable_at >= 0).all():
         raise ExtractError(
             f"{raw.name}: row 1, column '{week_names[unparsable_at[0]]}': DREAM codes cannot be read as numbers in any row"
         )
     for j in np.unique(unparsable_at[unparsable_at >= 0]):
         problems.add(unparsable_at == j, week_names[j], "unparsable_dream_code")
-    unknown_rows = np.zeros(n, dtype=bool)
-    first_unknown = np.zeros(n, dtype=np.int64)
-    for start in range(0, n, _ROW_BLOCK):  # in blocks: the check's temporaries are matrix-sized
-        block = codes[start:start + _ROW_BLOCK]
-        unknown = (block != 0) & ~is_known(block)
-        unknown_rows[start:start + len(block)] = unknown.any(axis=1)
-        first_unknown[start:start + len(block)] = np.argmax(unknown, axis=1)
     for j in np.unique(first_unknown[unknown_rows]):
         problems.add(unknown_rows & (first_unknown == j), week_names[j], "unknown_dream_code")
-    problems.add(_duplicated(person, ~person.malformed), "PNR", "duplicate_person")
+    problems.add(duplicate, "PNR", "duplicate_person")
 
     first = problems.first_per_row()
     accepted = np.ones(n, dtype=bool)
     accepted[first["position"].to_numpy()] = False
-    pseudonyms = keys(person.normalised, person.codes)
-    accepted_ids = pd.Series(pseudonyms.array[accepted])
+    slots = keys.slots(person.normalised, person.codes)
     week_index = np.array([parse_dream_week_column(name) for name in week_names], dtype=np.int32)
-    benefits = _runs(codes if accepted.all() else codes[accepted], accepted_ids, week_index[0] if len(week_index) else 0,
-                     "code", "first_week", "n_weeks")
-    del codes
-    month_names = list(months)
-    worked = np.zeros((int(accepted.sum()), len(months)), dtype=np.int16)
-    for j, column in enumerate(months.values()):
-        worked[:, j] = _worked(table.column(column))[accepted]
     month_index = [parse_dream_month_column(name) for name in month_names]
-    employment = _runs(worked, accepted_ids, month_index[0] if month_index else 0, None, "first_month", "n_months")
+    benefits = _runs_frame(benefit_parts, accepted, slots, week_index[0] if len(week_index) else 0,
+                           "code", "first_week", "n_weeks")
+    employment = _runs_frame(work_parts, accepted, slots, month_index[0] if month_index else 0,
+                             None, "first_month", "n_months")
 
     names = {"PNR": by_upper["PNR"], **{name: name for name in week_names}, **{name: name for name in month_names}}
     positions = first["position"].to_numpy()
-    rows = _arrow_to_text_frame(table.take(pa.array(positions, type=pa.int64())))
+    rows = _arrow_to_text_frame(pa.concat_tables(quarantined_rows))
     quarantine = _quarantine_frame(rows, names, first.assign(position=np.arange(len(first))),
-                                   {"PNR": pseudonyms.iloc[positions].reset_index(drop=True)})
+                                   {"PNR": keys.pseudonyms(slots[positions])})
     quarantine["source_row"] = positions.astype("int64") + 1
     quality = _quality(n, int(accepted.sum()), first, ignored)
     quality["zero_codes_read_as_blank"] = int(zero_codes)
     quality["first_week"] = int(week_index[0]) if len(week_index) else None
     quality["last_week"] = int(week_index[-1]) if len(week_index) else None
     return FileResult(raw.name, DREAM_STEM, None, {"benefits": benefits, "employment": employment}, quarantine,
-                      quality, person_ids=accepted_ids)
+                      quality, keys, {"person_id": slots[accepted].astype(np.int32)})
+
+
+# Codes after _dream_codes are 0 (blank) .. 32767: a table says which of them are unknown
+_UNKNOWN_CODE = (np.arange(1 << 15) != 0) & ~is_known(np.arange(1 << 15))
 
 
 def _dream_columns(columns: Iterable[Any], file_name: str) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
@@ -794,10 +904,12 @@ def _dream_columns(columns: Iterable[Any], file_name: str) -> tuple[dict[str, An
 def _dream_codes(values: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray, int]:
     """(codes as int16 with 0 for blank, mask of unparsable values, number of zeros read as blank)."""
     if pa.types.is_integer(values.type):  # the usual case, kept in integers all the way
-        number = np.asarray(pc.fill_null(values, 0).to_numpy(), dtype=np.int64)
+        number = _integers_or_zero(values)
         bad = (number < 0) | (number > 32767)
-        zeros = int(pc.sum(pc.cast(pc.equal(values, 0), pa.int64())).as_py() or 0)
-        return np.where(bad, 0, number).astype(np.int16), bad, zeros
+        zeros = int(np.count_nonzero(number == 0)) - values.null_count  # blanks were filled with 0
+        if bad.any():
+            number = np.where(bad, 0, number)
+        return number.astype(np.int16, copy=False), bad, zeros
     if pa.types.is_floating(values.type):
         number = np.asarray(pc.fill_null(values, np.nan).to_numpy(), dtype="float64")
         bad = ~np.isnan(number) & ((number != np.round(number)) | (number < 0) | (number > 32767))
@@ -809,6 +921,26 @@ def _dream_codes(values: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray, int]:
     codes = np.where(np.isnan(number) | bad, 0, number).astype(np.int16)
     zeros = int(((number == 0) & ~bad).sum())
     return codes, bad, zeros
+
+
+def _integers_or_zero(values: pa.ChunkedArray) -> np.ndarray:
+    """An Arrow integer column as a numpy array of its own type, 0 where blank.
+
+    Reads each chunk's value buffer and validity bitmap directly: Arrow's fill_null costs about
+    eight times more, and DREAM holds a billion week values at a million persons.
+    """
+    dtype = np.dtype(values.type.to_pandas_dtype())
+    parts = [np.zeros(0, dtype=dtype)]
+    for chunk in values.chunks:
+        if not len(chunk):
+            continue
+        number = np.frombuffer(chunk.buffers()[1], dtype=dtype, count=len(chunk), offset=chunk.offset * dtype.itemsize)
+        if chunk.null_count:
+            bits = np.unpackbits(np.frombuffer(chunk.buffers()[0], dtype=np.uint8), count=chunk.offset + len(chunk),
+                                 bitorder="little")
+            number = np.where(bits[chunk.offset:].view(bool), number, 0)
+        parts.append(number)
+    return np.concatenate(parts)
 
 
 def _worked(values: pa.ChunkedArray) -> np.ndarray:
@@ -823,34 +955,42 @@ def _arrow_to_text_frame(table: pa.Table) -> pd.DataFrame:
     return pd.DataFrame({name: _as_text(table.column(name).to_pandas()) for name in table.column_names})
 
 
-def _runs(matrix: np.ndarray, person_ids: pd.Series, first_index: int,
-          value_name: str | None, start_name: str, length_name: str) -> pd.DataFrame:
-    """Runs of identical non-zero values along each row of ``matrix`` (persons x consecutive periods).
+def _runs(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Runs of identical non-zero values along each column of ``matrix`` (consecutive periods x persons).
 
-    A zero column is appended to every row, so no run crosses from one person to the next. Done
-    in blocks of rows to bound the memory of the flattened copy.
+    Returns ``(person, first period, length, value)`` per run, ordered by person, then period.
     """
-    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
-    n, width = matrix.shape
-    for start in range(0, n, _ROW_BLOCK):
-        block = matrix[start:start + _ROW_BLOCK]
-        flat = np.zeros((len(block), width + 1), dtype=matrix.dtype)
-        flat[:, :width] = block
-        flat = flat.ravel()
-        edges = np.flatnonzero(flat[1:] != flat[:-1]) + 1
-        starts = np.concatenate([[0], edges])
-        lengths = np.diff(np.concatenate([starts, [len(flat)]]))
-        values = flat[starts]
-        keep = values != 0
-        starts, lengths, values = starts[keep], lengths[keep], values[keep]
-        parts.append((starts // (width + 1) + start, starts % (width + 1), lengths, values))
-    rows = np.concatenate([p[0] for p in parts]) if parts else np.array([], dtype=np.int64)
-    columns = np.concatenate([p[1] for p in parts]) if parts else np.array([], dtype=np.int64)
-    lengths = np.concatenate([p[2] for p in parts]) if parts else np.array([], dtype=np.int64)
-    values = np.concatenate([p[3] for p in parts]) if parts else np.array([], dtype=np.int16)
-    out = {"person_id": person_ids.array.take(rows)}
+    periods, persons = matrix.shape
+    changed = np.empty(matrix.shape, dtype=bool)  # a run starts in the first period and at every change
+    changed[:1] = True
+    np.not_equal(matrix[1:], matrix[:-1], out=changed[1:])
+    where = np.flatnonzero(changed)  # one index array: half the work of np.nonzero's two
+    del changed
+    period, person = where // persons, where % persons
+    order = np.argsort(person * periods + period)  # the keys are distinct: no need for a stable sort
+    period, person = period[order], person[order]
+    value = matrix[period, person]
+    # a run lasts until the person's next run starts, or to the last period
+    end = np.full(len(period), periods, dtype=period.dtype)
+    same_person = person[1:] == person[:-1]
+    end[:-1][same_person] = period[1:][same_person]
+    keep = value != 0
+    return person[keep], period[keep], (end - period)[keep], value[keep]
+
+
+def _runs_frame(parts: list[tuple[np.ndarray, ...]], accepted: np.ndarray, slots: np.ndarray,
+                first_index: int, value_name: str | None, start_name: str, length_name: str) -> pd.DataFrame:
+    """The accepted rows' runs as a table: ``person_id`` (PersonKeys slot, int32), ``value_name``
+    (int16, when given), ``start_name`` (int32), ``length_name`` (int16).
+
+    ``parts``: ``(row, first period, length[, value])`` per batch from :func:`_runs`, rows counted
+    in the file; ``slots``: each row's person.
+    """
+    row, first, length = (np.concatenate([part[i] for part in parts]) for i in range(3))
+    keep = accepted[row]
+    out = {"person_id": slots[row[keep]].astype(np.int32)}
     if value_name:
-        out[value_name] = values.astype(np.int16)
-    out[start_name] = (columns + first_index).astype(np.int32)
-    out[length_name] = lengths.astype(np.int16)
+        out[value_name] = np.concatenate([part[3] for part in parts])[keep].astype(np.int16)
+    out[start_name] = (first[keep] + first_index).astype(np.int32)
+    out[length_name] = length[keep].astype(np.int16)
     return pd.DataFrame(out)

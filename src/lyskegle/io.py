@@ -12,10 +12,11 @@ import os
 import re
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
 import pyarrow as pa
@@ -83,13 +84,89 @@ class ExtractError(ValueError):
 class RawRegister:
     """One register file as read: ``frame`` with the file's own column names, ``encoding`` of a CSV.
 
-    ``frame`` is an Arrow table when read with ``arrow=True`` (DREAM: too wide for a pandas copy).
+    ``frame`` is an Arrow table when read with ``arrow=True`` (DREAM: too wide for a pandas copy),
+    and an open :class:`pyarrow.parquet.ParquetFile` when a Parquet file is read with ``lazy=True``
+    (DREAM at a million persons: read in row batches, never whole). Whatever the frame, the
+    methods below read it the same way.
     """
 
     name: str
-    frame: pd.DataFrame | pa.Table
+    frame: pd.DataFrame | pa.Table | pq.ParquetFile
     file_format: str
     encoding: str | None = None
+
+    @property
+    def num_rows(self) -> int:
+        if isinstance(self.frame, pq.ParquetFile):
+            return self.frame.metadata.num_rows
+        return len(self.frame)
+
+    @property
+    def column_names(self) -> list[Any]:
+        """The file's column names, as they are spelt in it."""
+        if isinstance(self.frame, pq.ParquetFile):
+            return self.frame.schema_arrow.names
+        return list(self.frame.column_names if isinstance(self.frame, pa.Table) else self.frame.columns)
+
+    def read_column(self, name: Any) -> pa.ChunkedArray:
+        """One whole column as Arrow."""
+        if isinstance(self.frame, pq.ParquetFile):
+            with self._parquet_errors():
+                return self.frame.read(columns=[name]).column(0)
+        if isinstance(self.frame, pa.Table):
+            return self.frame.column(name)
+        return _pandas_to_arrow(self.frame[[name]]).column(0)
+
+    def row_batches(self, rows: int) -> Iterator[pa.Table]:
+        """The file as consecutive Arrow tables of at most ``rows`` rows, in file order (at least one,
+        maybe empty, so every column's type is seen)."""
+        if isinstance(self.frame, pq.ParquetFile):
+            with self._parquet_errors():
+                # the next batch is decoded (by Arrow, beside Python) while the caller works on this one
+                batches = read_ahead(self.frame.iter_batches(batch_size=rows))
+                first = next(batches, None)
+                if first is None:
+                    yield self.frame.read()
+                    return
+                yield pa.Table.from_batches([first])
+                for batch in batches:
+                    yield pa.Table.from_batches([batch])
+            return
+        # a pandas frame is converted whole, so every batch gets the same column types
+        table = self.frame if isinstance(self.frame, pa.Table) else _pandas_to_arrow(self.frame)
+        for start in range(0, max(table.num_rows, 1), rows):
+            yield table.slice(start, rows)
+
+    @contextmanager
+    def _parquet_errors(self) -> Iterator[None]:
+        """A Parquet file read lazily can still turn out unreadable half-way: say so as for a whole read."""
+        try:
+            yield
+        except (pa.ArrowException, OSError) as error:
+            raise ExtractError(f"{self.name}: not a readable Parquet file ({error})") from None
+
+
+def _pandas_to_arrow(frame: pd.DataFrame) -> pa.Table:
+    return pa.Table.from_pandas(frame.reset_index(drop=True), preserve_index=False)
+
+
+T = TypeVar("T")
+
+
+def read_ahead(items: Iterable[T]) -> Iterator[T]:
+    """The items of ``items`` in order, each next one produced in a background thread meanwhile.
+
+    For readers: Arrow parses CSV and decodes Parquet outside Python's lock, so reading the next
+    file (or batch) runs on the second core while the caller works on the current one. An error
+    while producing an item is raised where that item would have come.
+    """
+    iterator = iter(items)
+    end = object()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        upcoming = pool.submit(next, iterator, end)
+        while (item := upcoming.result()) is not end:
+            upcoming = pool.submit(next, iterator, end)
+            yield item
 
 
 def list_extract_files(folder: str | Path) -> tuple[dict[str, Path], list[str]]:
@@ -138,13 +215,16 @@ def file_sha256(path: str | Path) -> str:
 ColumnTyper = Callable[[str], "pa.DataType | None"]
 
 
-def read_raw_register(path: str | Path, column_type: ColumnTyper | None = None, arrow: bool = False) -> RawRegister:
+def read_raw_register(path: str | Path, column_type: ColumnTyper | None = None, arrow: bool = False,
+                      lazy: bool = False) -> RawRegister:
     """Read one register file in any allowed format (CSV, Parquet, SAS ``.sas7bdat``/``.xpt``).
 
     CSV: ``;`` separator, UTF-8 or else Latin-1; every column is read as text unless
     ``column_type(name)`` gives an Arrow type for it (used for DREAM's many code columns); when a
     typed column does not convert, the file is read again as text so ingest can find the bad rows.
     ``arrow``: keep a CSV or Parquet file as an Arrow table (SAS files always come as pandas).
+    ``lazy`` (with ``arrow``): open a Parquet file without reading it; ``frame`` is then a
+    ``ParquetFile`` to read with :meth:`RawRegister.row_batches` (other formats are read whole).
     """
     path = Path(path)
     if not path.exists():
@@ -162,6 +242,8 @@ def read_raw_register(path: str | Path, column_type: ColumnTyper | None = None, 
                 name for name in pq.read_schema(path).names
                 if column_type and (kind := column_type(name)) is not None and pa.types.is_dictionary(kind)
             ]
+            if arrow and lazy:
+                return RawRegister(path.name, pq.ParquetFile(path, read_dictionary=dictionary or None), "parquet")
             table = pq.read_table(path, read_dictionary=dictionary or None)
         except (pa.ArrowException, OSError) as error:
             raise ExtractError(f"{path.name}: not a readable Parquet file ({error})") from None
