@@ -16,9 +16,7 @@ import argparse
 import datetime as dt
 import json
 import os
-import resource
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,12 +24,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import psutil
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pyreadstat
 import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from measure import run_measured  # noqa: E402
 
 from lyskegle.calendar import dream_month_column, dream_week_column, iso_week_index, month_index
 
@@ -128,34 +128,6 @@ def generate(folder: Path, persons: int, first_year: int, last_year: int, rng: n
     (folder / "EXTRACT.json").write_text(json.dumps({"synthetic": True}))
 
 
-def run_measured(args: list[str], env: dict[str, str]) -> tuple[float, float, int, int]:
-    """Run a child process: (wall seconds, CPU seconds, peak resident bytes, exit code).
-
-    CPU time comes from the kernel's account of waited-for children, so it is exact and counts every
-    thread; it grows less than wall time when other jobs share the machine.
-    """
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.perf_counter()
-    child = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    watched = psutil.Process(child.pid)
-    peak = 0
-    while child.poll() is None:
-        try:
-            peak = max(peak, watched.memory_info().rss)
-        except psutil.NoSuchProcess:
-            break
-        time.sleep(0.1)
-    stderr = child.stderr.read() if child.stderr else ""
-    child.wait()
-    if child.returncode:
-        sys.stderr.write(stderr[-4000:])
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
-    # ru_maxrss (KiB) is the largest child so far: it also catches a peak between two samples
-    peak = max(peak, after.ru_maxrss * 1024)
-    return time.perf_counter() - start, cpu, peak, child.returncode
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--persons", type=int, default=100_000)
@@ -179,7 +151,7 @@ def main() -> None:
         sys.executable, "pipelines/ingest.py", "--params", str(params), "--synthetic", str(extract),
         "--out", str(workdir / "ingested"), "--quarantine", str(workdir / "quarantine"),
         "--quality", str(workdir / "data_quality.json"),
-    ], env)
+    ], cwd=REPO, env=env)
     if code:
         raise SystemExit(f"ingest failed with exit code {code}")
     totals = json.loads((workdir / "data_quality.json").read_text())["totals"]

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import resource
-import subprocess
 import sys
 import tempfile
 import threading
@@ -35,37 +33,12 @@ from lyskegle.network import contact_status, exposure_features, layer_membership
 from lyskegle.network_reference import reference_exposure_features
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from measure import run_measured  # noqa: E402
 from network_inputs import build_network_inputs  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 AS_OF = dt.date(2020, 1, 6)
 GB = 1024**3
-
-
-def peak_rss_of(args: list[str]) -> tuple[float, float, int, int]:
-    """(wall seconds, CPU seconds, peak resident bytes, exit code) of a child process.
-
-    CPU seconds (user + system, from getrusage) are printed beside wall time because the machine is
-    shared: when other jobs load it, wall time grows but CPU time does not."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.perf_counter()
-    child = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    watched = psutil.Process(child.pid)
-    peak = 0
-    while child.poll() is None:
-        try:
-            peak = max(peak, watched.memory_info().rss)
-        except psutil.NoSuchProcess:
-            break
-        time.sleep(0.05)
-    stderr = child.stderr.read() if child.stderr else ""
-    if child.returncode:
-        sys.stderr.write(stderr[-4000:])
-    wall = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    peak = max(peak, after.ru_maxrss * 1024)  # the largest child so far: sizes run in increasing order
-    return wall, cpu, peak, child.returncode
 
 
 class PeakMemory:
@@ -97,10 +70,10 @@ def scaling(sizes: list[int], workdir: Path, params_path: Path) -> None:
         for name, frame in inputs.items():
             io.write_parquet(frame, folder / f"{name}.parquet")
         del inputs
-        seconds, cpu, peak, code = peak_rss_of([
+        seconds, cpu, peak, code = run_measured([
             sys.executable, str(REPO / "pipelines" / "network.py"), "--params", str(params_path),
             "--ingested", str(folder), "--cohorts", str(folder / "cohorts.parquet"), "--out", str(folder / "out"),
-        ])
+        ], interval=0.05)
         status = "" if code == 0 else f"  FAILED (exit {code})"
         print(f"{persons:>10,} {seconds:>8.1f} {cpu:>8.1f} {peak / GB:>8.2f} {persons / seconds:>15,.0f}{status}", flush=True)
 

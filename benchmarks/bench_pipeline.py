@@ -15,42 +15,16 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import psutil
 import yaml
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from measure import run_measured  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
-
-
-def tree_rss(process: psutil.Process) -> int:
-    total = 0
-    for member in [process, *process.children(recursive=True)]:
-        try:
-            total += member.memory_info().rss
-        except psutil.NoSuchProcess:
-            pass
-    return total
-
-
-def run_measured(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, int, int]:
-    """(seconds, peak bytes, exit code) of one command and its children."""
-    start = time.perf_counter()
-    child = subprocess.Popen(args, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    watched = psutil.Process(child.pid)
-    peak = 0
-    while child.poll() is None:
-        try:
-            peak = max(peak, tree_rss(watched))
-        except psutil.NoSuchProcess:
-            break
-        time.sleep(0.2)
-    stderr = child.stderr.read() if child.stderr else ""
-    if child.returncode:
-        sys.stderr.write(stderr[-4000:])
-    return time.perf_counter() - start, peak, child.returncode
 
 
 def stage_order(workspace: Path, env: dict[str, str]) -> list[str]:
@@ -90,7 +64,7 @@ def main() -> None:
     print(f"{'stage':<28}{'wall s':>10}{'peak GiB':>10}")
     total, overall_peak = 0.0, 0
     for stage in stage_order(workspace, env):
-        seconds, peak, code = run_measured([str(VENV_BIN / "dvc"), "repro", "--single-item", stage], workspace, env)
+        seconds, _, peak, code = run_measured([str(VENV_BIN / "dvc"), "repro", "--single-item", stage], workspace, env, 0.2)
         total += seconds
         overall_peak = max(overall_peak, peak)
         print(f"{stage:<28}{seconds:>10.1f}{peak / 2**30:>10.2f}" + ("  FAILED" if code else ""), flush=True)

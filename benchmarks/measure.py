@@ -1,0 +1,52 @@
+"""Run a command as a child process and measure it: the one timer the benchmark scripts share."""
+
+from __future__ import annotations
+
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+
+
+def tree_rss(process: psutil.Process) -> int:
+    """Resident bytes of a process and all its children (a `dvc repro` runs the stage as a child)."""
+    total = 0
+    for member in [process, *process.children(recursive=True)]:
+        try:
+            total += member.memory_info().rss
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+def run_measured(args: list[str], cwd: Path | None = None, env: dict[str, str] | None = None,
+                 interval: float = 0.1) -> tuple[float, float, int, int]:
+    """Run ``args``: (wall seconds, CPU seconds, peak resident bytes, exit code).
+
+    CPU time (user + system) comes from the kernel's account of waited-for children, so it counts
+    every thread and grows less than wall time when other jobs share the machine. The peak is the
+    largest sampled resident size of the process tree, or the kernel's largest single child
+    (``ru_maxrss``) when that is larger, which also catches a peak between two samples.
+    """
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    child = subprocess.Popen(args, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    watched = psutil.Process(child.pid)
+    peak = 0
+    while child.poll() is None:
+        try:
+            peak = max(peak, tree_rss(watched))
+        except psutil.NoSuchProcess:
+            break
+        time.sleep(interval)
+    stderr = child.stderr.read() if child.stderr else ""
+    child.wait()
+    if child.returncode:
+        sys.stderr.write(stderr[-4000:])
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu, max(peak, after.ru_maxrss * 1024), child.returncode
