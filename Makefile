@@ -18,7 +18,7 @@ install: $(STAMP)
 
 ## Run the whole DVC pipeline (synthetic extract unless params.yaml sets extract.path).
 pipeline: $(STAMP)
-	$(BIN)/dvc repro
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
 
 ## Run the test suite.
 test: $(STAMP)
