@@ -115,6 +115,11 @@ def selection_folds(train_as_of: Sequence[dt.date], gap_weeks: int, n_folds: int
     return folds[-n_folds:]
 
 
+def flagged_count(persons: int, percent: float) -> int:
+    """How many of ``persons`` the top ``percent`` % flags: ``ceil``, and at least one."""
+    return max(1, int(np.ceil(percent / 100 * persons)))
+
+
 def precision_recall_at_top(y: np.ndarray, score: np.ndarray, percent: float) -> tuple[float, float]:
     """Precision and recall when the ``percent`` % highest scores are flagged.
 
@@ -122,7 +127,7 @@ def precision_recall_at_top(y: np.ndarray, score: np.ndarray, percent: float) ->
     the number flagged is exactly ``ceil(percent / 100 * n)``.
     """
     y = np.asarray(y, dtype="int64")
-    n_flagged = max(1, int(np.ceil(percent / 100 * len(y))))
+    n_flagged = flagged_count(len(y), percent)
     order = np.argsort(-np.asarray(score, dtype="float64"), kind="stable")
     hits = int(y[order[:n_flagged]].sum())
     positives = int(y.sum())

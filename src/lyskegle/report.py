@@ -25,6 +25,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, PercentFormatter
 from sklearn.metrics import average_precision_score, roc_auc_score
 
+from lyskegle.evaluation import flagged_count, precision_recall_at_top
 from lyskegle.privacy import suppress_small_cells
 
 TEMPLATES = Path(__file__).with_name("templates")
@@ -102,15 +103,11 @@ def calibration_bins(labels: np.ndarray, scores: np.ndarray, bins: int, min_cell
 def precision_at_k(labels: np.ndarray, scores: np.ndarray, percents: Sequence[float], min_cell: int) -> pd.DataFrame:
     """Precision and recall when the top ``k`` % of scores are prioritised: ``k_percent``,
     ``flagged``, ``precision``, ``recall``; a k that flags under ``min_cell`` persons is suppressed."""
-    labels = np.asarray(labels, dtype="int64")
-    order = np.argsort(-np.asarray(scores, dtype="float64"), kind="stable")
-    positives = labels.sum()
     rows = []
     for percent in percents:
-        flagged = max(1, int(math.ceil(percent / 100 * len(labels))))
-        hits = labels[order[:flagged]].sum()
-        rows.append({"k_percent": float(percent), "flagged": flagged, "precision": hits / flagged,
-                     "recall": hits / positives if positives else np.nan})
+        precision, recall = precision_recall_at_top(labels, scores, percent)
+        rows.append({"k_percent": float(percent), "flagged": flagged_count(len(labels), percent),
+                     "precision": precision, "recall": recall})
     table = pd.DataFrame(rows)
     return suppress_small_cells(table, "flagged", min_cell, ["precision", "recall"], total_groups=None)
 
