@@ -11,6 +11,7 @@ import json
 import os
 import re
 import tempfile
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -47,8 +48,17 @@ def write_parquet(frame: pd.DataFrame, path: str | Path) -> None:
 
 
 def read_parquet(path: str | Path, columns: list[str] | None = None) -> pd.DataFrame:
-    """Read a Parquet file written by :func:`write_parquet`."""
-    return pd.read_parquet(path, columns=columns)
+    """Read a Parquet file written by :func:`write_parquet`.
+
+    Text columns come back Arrow-backed (``string[pyarrow]``) whatever string storage wrote them:
+    at a million persons the Python-object strings the file's pandas metadata asks for take four
+    times the memory (7.8 GB instead of 1.9 GB for ``population``) and ten times as long to build.
+    """
+    table = pq.read_table(path, columns=columns)
+    return table.to_pandas(types_mapper=_ARROW_STRINGS.get)
+
+
+_ARROW_STRINGS = {pa.string(): pd.StringDtype("pyarrow"), pa.large_string(): pd.StringDtype("pyarrow")}
 
 
 def write_json(data: Any, path: str | Path) -> None:
@@ -162,11 +172,19 @@ def read_ahead(items: Iterable[T]) -> Iterator[T]:
     """
     iterator = iter(items)
     end = object()
-    with ThreadPoolExecutor(max_workers=1) as pool:
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=_READ_AHEAD_THREAD)
+    try:
         upcoming = pool.submit(next, iterator, end)
         while (item := upcoming.result()) is not end:
             upcoming = pool.submit(next, iterator, end)
             yield item
+    finally:
+        # An abandoned generator can be finalised on the pool's own thread, which cannot join itself.
+        in_pool = threading.current_thread().name.startswith(_READ_AHEAD_THREAD)
+        pool.shutdown(wait=not in_pool, cancel_futures=True)
+
+
+_READ_AHEAD_THREAD = "lyskegle-read-ahead"
 
 
 def list_extract_files(folder: str | Path) -> tuple[dict[str, Path], list[str]]:
