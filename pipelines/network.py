@@ -12,11 +12,17 @@ import argparse
 import logging
 from pathlib import Path
 
+import pandas as pd
+
 from lyskegle import io
 from lyskegle.config import load_section
-from lyskegle.network import layer_summary, network_feature_families, network_features
-
-INPUTS = ("population", "dwellings", "jobs", "classes", "benefits", "employment")
+from lyskegle.network import (
+    REGISTER_COLUMNS,
+    layer_summary,
+    network_feature_families,
+    network_features,
+    network_registers,
+)
 
 
 def main() -> None:
@@ -31,11 +37,15 @@ def main() -> None:
 
     params = load_section(args.params, "network")
     min_cell = load_section(args.params, "privacy").min_cell
-    tables = {name: io.read_parquet(args.ingested / f"{name}.parquet") for name in INPUTS}
-    cohorts = io.read_parquet(args.cohorts, columns=["target", "as_of", "person_id"])
 
+    def read(name: str) -> pd.DataFrame:
+        return io.read_parquet(args.ingested / f"{name}.parquet", REGISTER_COLUMNS[name])
+
+    # Coded once; the tables they were coded from are let go at once.
+    registers = network_registers(read("population"), read("dwellings"), read("jobs"), read("classes"))
     features = network_features(
-        **tables, cohorts=cohorts, layers=params.layers,
+        registers, read("benefits"), read("employment"), io.read_parquet(args.cohorts, columns=["as_of", "person_id"]),
+        layers=params.layers,
         max_group_size=params.max_group_size, support_window_weeks=params.support_window_weeks,
     )
     io.write_parquet(features, args.out / "network_features.parquet")

@@ -19,6 +19,7 @@ from lyskegle.network import (
     layer_summary,
     network_feature_families,
     network_features,
+    network_registers,
 )
 from lyskegle.network_reference import area_graph, reference_exposure_features
 
@@ -187,7 +188,7 @@ def test_cohort_rows_include_persons_who_are_not_residents():
         "target": ["exit_26w", "self_sufficient", "self_sufficient"],
         "as_of": [AS_OF] * 3, "person_id": ["cat", "cat", "zed"],
     })
-    out = network_features(POPULATION, DWELLINGS, JOBS, CLASSES, BENEFITS, EMPLOYMENT, cohorts)
+    out = network_features(network_registers(POPULATION, DWELLINGS, JOBS, CLASSES), BENEFITS, EMPLOYMENT, cohorts)
     assert out["person_id"].tolist() == ["cat", "zed"]
     assert list(out.columns) == ["as_of", "person_id", *feature_columns()]
     zed = out.iloc[1]

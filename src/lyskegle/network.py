@@ -31,11 +31,13 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from scipy import sparse
 from scipy.sparse import csgraph
 from tqdm import tqdm
@@ -54,6 +56,17 @@ MATRIX_DTYPE = "float32"
 COUNT_EXPOSURES = frozenset({"contacts", "on_support", "component_size", "two_hop_contacts"})
 
 
+#: The columns of the ingested tables the network reads (the stage reads nothing else).
+REGISTER_COLUMNS = {
+    "population": ["person_id", "year", "dwelling_id", "family_id", "partner_id", "mother_id", "father_id"],
+    "dwellings": ["dwelling_id", "stairwell_id", "area"],
+    "jobs": ["person_id", "year", "workplace_id", "job_type"],
+    "classes": ["person_id", "year", "school_id", "class_name"],
+    "benefits": ["person_id", "code", "first_week", "n_weeks"],
+    "employment": ["person_id", "first_month", "n_months"],
+}
+
+
 @dataclass(frozen=True)
 class LayerMemberships:
     """Who is linked to whom at one as-of date, before any graph is built.
@@ -63,17 +76,88 @@ class LayerMemberships:
     ``groups``: layer -> frame with ``person`` (node number) and ``group`` (int code), one row per
     distinct membership. ``family_links``: direct ties ``person``, ``relative`` (node numbers; partner
     and parent-child, each pair once with ``person < relative``). ``parents``: ``person``, ``group``
-    (int code of a parent id): children of the same parent are siblings.
+    (int code of a parent id): children of the same parent are siblings. ``person_codes``: each
+    resident's code in the :class:`NetworkRegisters` it came from (None when built by hand).
     """
 
     residents: pd.DataFrame
     groups: dict[str, pd.DataFrame]
     family_links: pd.DataFrame
     parents: pd.DataFrame
+    person_codes: np.ndarray | None = None
 
     @property
     def n_persons(self) -> int:
         return len(self.residents)
+
+
+@dataclass(frozen=True)
+class NetworkRegisters:
+    """The registers the layers are built from, with every id replaced by an int code (-1: missing).
+
+    Coded once and cut per as-of date with integer comparisons, so that eight as-of dates do not
+    hash a million string ids eight times. ``person_ids`` holds the id of each person code.
+    ``population`` (one row per register row, in register order): ``year``, ``person``,
+    ``household`` (the dwelling, or the family for a row without dwelling), ``dwelling_row`` (first
+    row of the dwelling in ``dwellings``), ``stairwell``, ``partner``, ``mother``, ``father``.
+    ``coworkers``: primary jobs ``year``, ``person``, ``workplace``. ``classes``: ``year``,
+    ``person``, ``class`` (one code per school x class name x school year). The text columns of
+    ``residents`` are taken from ``dwelling_ids`` (population's ``dwelling_id``) and ``dwellings``.
+    """
+
+    person_ids: pa.Array
+    population: dict[str, np.ndarray]
+    coworkers: dict[str, np.ndarray]
+    classes: dict[str, np.ndarray]
+    dwelling_ids: pa.ChunkedArray
+    dwellings: pd.DataFrame
+
+    def person_codes(self, person_ids: pd.Series) -> np.ndarray:
+        """The code of each of ``person_ids`` (-1 for an id the registers do not know)."""
+        return _codes_in(_arrow_text(person_ids), self.person_ids)
+
+
+def network_registers(
+    population: pd.DataFrame, dwellings: pd.DataFrame, jobs: pd.DataFrame, classes: pd.DataFrame,
+) -> NetworkRegisters:
+    """Code the ingested tables of docs/DATA_MODEL.md once for :func:`memberships_at`.
+
+    ``population`` (``person_id``, ``year``, ``dwelling_id``, ``family_id``, ``partner_id``,
+    ``mother_id``, ``father_id``), ``dwellings`` (``dwelling_id``, ``stairwell_id``, ``area``),
+    ``jobs`` (``person_id``, ``year``, ``workplace_id``, ``job_type``), ``classes`` (``person_id``,
+    ``year``, ``school_id``, ``class_name``).
+    """
+    primary = (jobs["job_type"] == "H").to_numpy(dtype=bool, na_value=False)
+    (person, partner, mother, father, worker, pupil), person_ids = _shared_codes([
+        population["person_id"], population["partner_id"], population["mother_id"], population["father_id"],
+        jobs["person_id"], classes["person_id"],
+    ])
+    (dwelling, listed_dwelling), dwelling_values = _shared_codes([population["dwelling_id"], dwellings["dwelling_id"]])
+    row_of_dwelling = np.full(len(dwelling_values) + 1, -1, dtype="int32")  # the extra last slot answers code -1
+    row_of_dwelling[listed_dwelling[::-1]] = np.arange(len(listed_dwelling))[::-1]  # first listed row wins
+    dwelling_row = np.where(dwelling >= 0, row_of_dwelling[dwelling], -1)
+    stairwell_of_row = _shared_codes([dwellings["stairwell_id"]])[0][0]
+    family, _ = _shared_codes([population["family_id"]])
+    # A resident without a dwelling is a household with their family; family codes follow dwelling codes.
+    household = np.where(dwelling >= 0, dwelling, np.where(family[0] >= 0, family[0] + len(dwelling_values), -1))
+
+    (school, class_name), _ = _shared_codes([classes["school_id"], classes["class_name"]])
+    class_year = _years(classes)
+    class_keys = pd.DataFrame({"school": school, "class": class_name, "year": class_year})
+    class_code = class_keys.groupby(["school", "class", "year"], sort=False).ngroup().to_numpy("int32")
+    return NetworkRegisters(
+        person_ids=person_ids,
+        population={
+            "year": _years(population), "person": person, "household": household, "dwelling_row": dwelling_row,
+            "stairwell": _take(stairwell_of_row, dwelling_row), "partner": partner, "mother": mother, "father": father,
+        },
+        coworkers={"year": _years(jobs)[primary], "person": worker[primary],
+                   "workplace": _shared_codes([jobs["workplace_id"]])[0][0][primary]},
+        classes={"year": class_year, "person": pupil,
+                 "class": np.where((school >= 0) & (class_name >= 0), class_code, -1)},
+        dwelling_ids=_arrow_text(population["dwelling_id"]),
+        dwellings=dwellings[["stairwell_id", "area"]].reset_index(drop=True),
+    )
 
 
 def layer_memberships(
@@ -83,65 +167,44 @@ def layer_memberships(
     classes: pd.DataFrame,
     as_of: dt.date,
 ) -> LayerMemberships:
+    """Group memberships and family ties of the residents at ``as_of`` (tables as in
+    :func:`network_registers`; for many as-of dates, code once and call :func:`memberships_at`)."""
+    return memberships_at(network_registers(population, dwellings, jobs, classes), as_of)
+
+
+def memberships_at(registers: NetworkRegisters, as_of: dt.date) -> LayerMemberships:
     """Group memberships and family ties of the residents at ``as_of``.
 
-    Expects the ingested tables of docs/DATA_MODEL.md: ``population`` (``person_id``, ``year``,
-    ``dwelling_id``, ``family_id``, ``partner_id``, ``mother_id``, ``father_id``), ``dwellings``
-    (``dwelling_id``, ``stairwell_id``, ``area``), ``jobs`` (``person_id``, ``year``,
-    ``workplace_id``, ``job_type``), ``classes`` (``person_id``, ``year``, ``school_id``,
-    ``class_name``). Household is the dwelling; a resident without a dwelling falls back on their
-    ``family_id``. A resident with several primary jobs keeps the first listed. Residents are
-    numbered in the order of their first row in ``population``.
+    Household is the dwelling; a resident without a dwelling falls back on their family. A resident
+    with several primary jobs keeps the first listed. Residents are numbered in the order of their
+    first row in ``population`` of the as-of year.
     """
     year = as_of.year
-    current = _rows(population, population["year"] == year, ["person_id", "dwelling_id", "family_id"])
-    past = _rows(population, population["year"] <= year, ["person_id", "partner_id", "mother_id", "father_id"])
-    primary = _rows(jobs, (jobs["year"] == year - 1) & (jobs["job_type"] == "H"), ["person_id", "workplace_id"])
-    pupils = _rows(classes, classes["year"] <= year - 1, ["person_id", "year", "school_id", "class_name"])
+    people = registers.population
+    current = np.flatnonzero((people["year"] == year) & (people["person"] >= 0))
+    _, first = np.unique(people["person"][current], return_index=True)
+    rows = current[np.sort(first)]  # population row of each resident, in node order
+    resident_code = people["person"][rows]
+    node_of_code = np.full(len(registers.person_ids) + 1, -1, dtype="int64")  # the extra last slot answers -1
+    node_of_code[resident_code] = np.arange(len(rows))
 
-    # Every person reference is hashed once, into one id space; links and groups then work on ints.
-    (resident_code, past_person, partner, mother, father, worker, pupil), n_codes = _shared_codes([
-        current["person_id"], past["person_id"], past["partner_id"], past["mother_id"], past["father_id"],
-        primary["person_id"], pupils["person_id"],
-    ])
-    _, first_rows = np.unique(resident_code, return_index=True)
-    first_rows = np.sort(first_rows[resident_code[first_rows] >= 0])
-    node_of_code = np.full(n_codes + 1, -1, dtype="int64")  # the extra last slot answers code -1
-    node_of_code[resident_code[first_rows]] = np.arange(len(first_rows))
-
-    def node(codes: np.ndarray) -> np.ndarray:
-        return node_of_code[codes]
-
-    residents = current.iloc[first_rows]
-    (dwelling, listed_dwelling), _ = _shared_codes([residents["dwelling_id"], dwellings["dwelling_id"]])
-    row_of_dwelling = np.full(len(listed_dwelling) + len(dwelling) + 1, -1, dtype="int64")
-    row_of_dwelling[listed_dwelling[::-1]] = np.arange(len(listed_dwelling))[::-1]  # first listed row wins
-    place = row_of_dwelling[dwelling]
-    stairwell = _take(_shared_codes([dwellings["stairwell_id"]])[0][0], place)
-    area = _take_strings(dwellings["area"], place)
-
-    everyone = np.arange(len(residents))
-    family_unit = _shared_codes([residents["family_id"]])[0][0]
-    # A resident without a dwelling is a household with their family; family codes follow dwelling codes.
-    family_unit = np.where(family_unit >= 0, family_unit + len(dwelling) + len(listed_dwelling), -1)
-    household = np.where(dwelling >= 0, dwelling, family_unit)
+    everyone = np.arange(len(rows))
     groups = {
-        "household": _members(everyone, household),
-        "stairwell": _members(everyone, stairwell),
+        "household": _members(everyone, people["household"][rows]),
+        "stairwell": _members(everyone, people["stairwell"][rows]),
     }
-    workplace = _shared_codes([primary["workplace_id"]])[0][0]
-    first_job = _members(node(worker), workplace, keep_first_per_person=True)
-    groups["coworkers"] = first_job
+    jobs = registers.coworkers
+    latest = jobs["year"] == year - 1
+    groups["coworkers"] = _members(node_of_code[jobs["person"][latest]], jobs["workplace"][latest], keep_first_per_person=True)
+    classes = registers.classes
+    earlier = classes["year"] <= year - 1
+    groups["classmates"] = _members(node_of_code[classes["person"][earlier]], classes["class"][earlier])
 
-    (school, class_name), _ = _shared_codes([pupils["school_id"], pupils["class_name"]])
-    class_keys = pd.DataFrame({"school": school, "class": class_name, "year": pupils["year"].to_numpy("int64")})
-    class_code = class_keys.groupby(["school", "class", "year"], sort=False).ngroup().to_numpy()
-    class_code = np.where((school >= 0) & (class_name >= 0), class_code, -1)
-    groups["classmates"] = _members(node(pupil), class_code)
-
-    person = node(past_person)
+    past = people["year"] <= year
+    person = node_of_code[people["person"][past]]
+    mother, father = people["mother"][past], people["father"][past]
     pairs = []
-    for relative in (node(partner), node(mother), node(father)):
+    for relative in (node_of_code[people["partner"][past]], node_of_code[mother], node_of_code[father]):
         linked = (person >= 0) & (relative >= 0) & (person != relative)
         pairs.append(np.column_stack([person[linked], relative[linked]]))
     pairs = _unique_pairs(np.sort(np.concatenate(pairs), axis=1))
@@ -149,34 +212,54 @@ def layer_memberships(
     # Siblings share a parent; the parent need not be a resident to make two residents siblings.
     parents = _members(np.concatenate([person, person]), np.concatenate([mother, father]))
 
-    resident_frame = pd.DataFrame({
-        "person_id": _strings(residents["person_id"]).reset_index(drop=True),
-        "dwelling_id": _strings(residents["dwelling_id"]).reset_index(drop=True),
-        "stairwell_id": _take_strings(dwellings["stairwell_id"], place),
-        "area": area,
+    place = people["dwelling_row"][rows]
+    residents = pd.DataFrame({
+        "person_id": _text_series(registers.person_ids.take(pa.array(resident_code))),
+        "dwelling_id": _text_series(registers.dwelling_ids.take(pa.array(rows))),
+        "stairwell_id": _take_strings(registers.dwellings["stairwell_id"], place),
+        "area": _take_strings(registers.dwellings["area"], place),
     })
-    return LayerMemberships(resident_frame, groups, family_links, parents)
+    return LayerMemberships(residents, groups, family_links, parents, person_codes=resident_code)
 
 
-def _rows(table: pd.DataFrame, mask: pd.Series, columns: list[str]) -> pd.DataFrame:
-    """The ``columns`` of the rows where ``mask`` holds (a missing comparison, say a missing year,
-    does not); the table itself when every row is kept, so large string columns are not copied."""
-    keep = mask.to_numpy(dtype=bool, na_value=False)
-    return table[columns] if keep.all() else table.loc[keep, columns]
+def _years(table: pd.DataFrame) -> np.ndarray:
+    """The ``year`` column as ints; a missing year becomes one that no as-of date reaches."""
+    return table["year"].astype("Int32").fillna(_NO_YEAR).to_numpy("int32")
 
 
-def _strings(values: pd.Series) -> pd.Series:
-    return values.astype("string[pyarrow]")
+_NO_YEAR = np.iinfo("int32").max
 
 
-def _shared_codes(columns: Sequence[pd.Series]) -> tuple[list[np.ndarray], int]:
-    """Int codes of the values of several columns in one shared code space (-1 for missing), and
-    the number of distinct values."""
-    joined = pd.concat([column.astype("string[pyarrow]") for column in columns], ignore_index=True)
-    codes, uniques = pd.factorize(joined, use_na_sentinel=True)
-    codes = codes.astype("int64")
-    bounds = np.cumsum([0, *(len(column) for column in columns)])
-    return [codes[a:b] for a, b in zip(bounds[:-1], bounds[1:])], len(uniques)
+def _arrow_text(values: pd.Series) -> pa.ChunkedArray:
+    """``values`` as an Arrow text column (no copy when it already is one)."""
+    array = pa.array(values.astype("string[pyarrow]"))
+    return pa.chunked_array([array] if isinstance(array, pa.Array) else array.chunks, type=pa.large_string())
+
+
+def _text_series(values: pa.Array | pa.ChunkedArray) -> pd.Series:
+    return pd.Series(pd.arrays.ArrowStringArray(pa.chunked_array(values).cast(pa.large_string())))
+
+
+def _shared_codes(columns: Sequence[pd.Series]) -> tuple[list[np.ndarray], pa.Array]:
+    """Int codes of the values of several text columns in one shared code space (-1 for missing),
+    and the value of each code. One Arrow hash pass over all columns, without concatenating them."""
+    texts = [_arrow_text(column) for column in columns]
+    chunks = [chunk for text in texts for chunk in text.chunks]
+    encoded = pc.dictionary_encode(pa.chunked_array(chunks, type=pa.large_string()))
+    if encoded.num_chunks == 0:
+        return [np.zeros(0, dtype="int32") for _ in columns], pa.array([], type=pa.large_string())
+    # int32 halves the memory of a million persons' registers; _members and node lookups widen to int64.
+    indices = np.concatenate([pc.fill_null(chunk.indices, -1).to_numpy().astype("int32") for chunk in encoded.chunks])
+    bounds = np.cumsum([0, *(len(text) for text in texts)])
+    codes = [indices[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+    # Every chunk's dictionary is a prefix of the last one.
+    return codes, encoded.chunks[-1].dictionary
+
+
+def _codes_in(values: pa.ChunkedArray, dictionary: pa.Array) -> np.ndarray:
+    """Position of each of ``values`` in ``dictionary`` (-1 where absent or missing)."""
+    positions = pc.index_in(values, value_set=dictionary)
+    return pc.fill_null(positions, -1).to_numpy().astype("int64")
 
 
 def _take(values: np.ndarray, positions: np.ndarray) -> np.ndarray:
@@ -188,8 +271,8 @@ def _take_strings(values: pd.Series, positions: np.ndarray) -> pd.Series:
     """``values`` at ``positions`` (missing where a position is -1), as a fresh 0..n-1 series."""
     if len(values) == 0:
         return pd.Series(pd.NA, index=range(len(positions)), dtype="string[pyarrow]")
-    taken = _strings(values).iloc[np.maximum(positions, 0)].reset_index(drop=True)
-    return taken.where(positions >= 0, pd.NA)
+    taken = _arrow_text(values).take(pa.array(np.maximum(positions, 0)))
+    return _text_series(taken).where(positions >= 0, pd.NA)
 
 
 def _members(persons: np.ndarray, groups: np.ndarray, keep_first_per_person: bool = False) -> pd.DataFrame:
@@ -228,30 +311,38 @@ def contact_status(
     in that week's month) and ``support_weeks`` (int: support weeks in the window before ``as_of``).
     Expects the ingested ``benefits`` and ``employment`` runs; ``person_ids`` must be distinct.
     """
+    ids = _arrow_text(person_ids).combine_chunks()
+    return _coded_status(
+        _coded_runs(benefits, lambda column: _codes_in(_arrow_text(column), ids)),
+        _coded_runs(employment, lambda column: _codes_in(_arrow_text(column), ids)),
+        np.arange(len(ids)), len(ids), as_of, support_window_weeks,
+    )
+
+
+def _coded_runs(runs: pd.DataFrame, code_of: Callable[[pd.Series], np.ndarray]) -> pd.DataFrame:
+    """``runs`` (benefits or employment) with ``person_id`` replaced by its int code; runs of
+    persons without a code are dropped."""
+    code = code_of(runs["person_id"])
+    return runs.drop(columns="person_id").assign(person_id=code).loc[code >= 0]
+
+
+def _coded_status(
+    benefits: pd.DataFrame, employment: pd.DataFrame, codes: np.ndarray, n_codes: int,
+    as_of: dt.date, support_window_weeks: int,
+) -> pd.DataFrame:
+    """:func:`contact_status` of the persons ``codes`` from runs coded by :func:`coded_runs`."""
     week = week_index(as_of)
     last_week = week - 1
-    # One hash table of the (many) persons, looked up with the (few) persons who have a status.
-    ids = pd.Index(person_ids.astype("string"))
+    on_support = np.zeros(n_codes, dtype=bool)
+    on_support[on_support_in_week(benefits, last_week).to_numpy("int64")] = True
+    employed = np.zeros(n_codes, dtype=bool)
+    employed[employed_in_month(employment, int(month_of_week(last_week))).to_numpy("int64")] = True
     weeks = support_weeks_between(benefits, week - support_window_weeks, week)
+    support_weeks = np.zeros(n_codes, dtype="int64")
+    support_weeks[weeks.index.to_numpy("int64")] = weeks.to_numpy("int64")
     return pd.DataFrame({
-        "on_support": _flags(ids, on_support_in_week(benefits, last_week)),
-        "employed": _flags(ids, employed_in_month(employment, int(month_of_week(last_week)))),
-        "support_weeks": _values(ids, weeks),
+        "on_support": on_support[codes], "employed": employed[codes], "support_weeks": support_weeks[codes],
     })
-
-
-def _flags(ids: pd.Index, present: pd.Index) -> np.ndarray:
-    flags = np.zeros(len(ids), dtype=bool)
-    positions = ids.get_indexer(pd.Index(present).astype("string"))
-    flags[positions[positions >= 0]] = True
-    return flags
-
-
-def _values(ids: pd.Index, counts: pd.Series) -> np.ndarray:
-    values = np.zeros(len(ids), dtype="int64")
-    positions = ids.get_indexer(pd.Index(counts.index).astype("string"))
-    values[positions[positions >= 0]] = counts.to_numpy("int64")[positions >= 0]
-    return values
 
 
 @dataclass(frozen=True)
@@ -427,10 +518,7 @@ def network_feature_families(columns: Iterable[str]) -> dict[str, str]:
 
 
 def network_features(
-    population: pd.DataFrame,
-    dwellings: pd.DataFrame,
-    jobs: pd.DataFrame,
-    classes: pd.DataFrame,
+    registers: NetworkRegisters,
     benefits: pd.DataFrame,
     employment: pd.DataFrame,
     cohorts: pd.DataFrame,
@@ -441,44 +529,51 @@ def network_features(
     """One row per ``as_of`` x ``person_id`` of the union of ``cohorts`` (any target), with the
     network features of :func:`exposure_features` computed over all residents at that date.
 
-    A cohort member who is not a resident at ``as_of`` has no contacts: counts 0, shares NaN,
-    component size 1.
+    ``registers`` come from :func:`network_registers` (the caller can let go of the tables it coded
+    them from). Rows are sorted by ``as_of`` and ``person_id``. A cohort member who is not a
+    resident at ``as_of`` has no contacts: counts 0, shares NaN, component size 1.
     """
     _check_layers(layers)
-    wanted = cohorts[["as_of", "person_id"]].drop_duplicates()
-    frames = []
-    for as_of, members in tqdm(wanted.groupby("as_of", sort=True), desc="network as-of dates", disable=None):
-        as_of = pd.Timestamp(as_of).date()
-        memberships = layer_memberships(population, dwellings, jobs, classes, as_of)
-        status = contact_status(benefits, employment, memberships.residents["person_id"], as_of, support_window_weeks)
+    columns = feature_columns(layers)
+    wanted = pd.DataFrame({
+        "as_of": pd.to_datetime(cohorts["as_of"]).astype("date32[pyarrow]"),
+        "person_id": cohorts["person_id"].astype("string[pyarrow]"),
+    }).drop_duplicates().sort_values(["as_of", "person_id"], kind="stable", ignore_index=True)
+    coded_benefits = _coded_runs(benefits, registers.person_codes)
+    coded_employment = _coded_runs(employment, registers.person_codes)
+    wanted_codes = registers.person_codes(wanted["person_id"])
+    # Filled date by date, so the million-row result is never held twice (no concatenation).
+    out: dict[str, np.ndarray] = {}
+    dates = wanted["as_of"].to_numpy(dtype=object)
+    bounds = np.flatnonzero(np.concatenate([[True], dates[1:] != dates[:-1], [True]]))
+    for start, stop in tqdm(zip(bounds[:-1], bounds[1:]), total=len(bounds) - 1, desc="network as-of dates", disable=None):
+        as_of = dates[start]
+        memberships = memberships_at(registers, as_of)
+        status = _coded_status(
+            coded_benefits, coded_employment, memberships.person_codes, len(registers.person_ids), as_of,
+            support_window_weeks,
+        )
         features = exposure_features(memberships, status, layers, max_group_size)
-        residents = pd.Index(memberships.residents["person_id"])
-        frames.append(_for_persons(features, residents, members["person_id"], as_of))
-    columns = ["as_of", "person_id", *feature_columns(layers)]
-    if not frames:
-        return pd.DataFrame({column: pd.Series(dtype="float64") for column in columns})
-    out = pd.concat(frames, ignore_index=True)
-    out["as_of"] = pd.to_datetime(out["as_of"]).dt.date.astype("date32[pyarrow]")
-    out["person_id"] = out["person_id"].astype("string[pyarrow]")
-    return out[columns]
+        node_of_code = np.full(len(registers.person_ids) + 1, -1, dtype="int64")  # the last slot answers -1
+        node_of_code[memberships.person_codes] = np.arange(memberships.n_persons)
+        nodes = node_of_code[wanted_codes[start:stop]]
+        resident = nodes >= 0
+        for column in columns:
+            values = features[column].to_numpy()
+            if column not in out:
+                out[column] = np.empty(len(wanted), dtype=values.dtype)
+            # A person who is not a resident gets the values of a person without contacts.
+            taken = values[np.maximum(nodes, 0)] if len(values) else np.zeros(len(nodes), dtype=values.dtype)
+            out[column][start:stop] = np.where(resident, taken, _without_contacts(column))
+    frame = pd.DataFrame({column: out.get(column, np.zeros(0)) for column in columns})
+    frame.insert(0, "person_id", wanted["person_id"])
+    frame.insert(0, "as_of", wanted["as_of"])
+    return frame
 
 
-def _for_persons(
-    features: pd.DataFrame, residents: pd.Index, person_ids: pd.Series, as_of: dt.date,
-) -> pd.DataFrame:
-    """Rows of ``features`` (in the order of ``residents``) for ``person_ids``, sorted by id; a
-    person who is not a resident gets the row of a person without contacts."""
-    ids = pd.Index(person_ids.astype("string").sort_values().unique())
-    positions = residents.get_indexer(ids)
-    nobody = {
-        column: 1 if column.endswith("_component_size") else 0 if _is_count(column) else np.nan
-        for column in features.columns
-    }
-    padded = pd.concat([features, pd.DataFrame([nobody]).astype(features.dtypes)], ignore_index=True)
-    rows = padded.iloc[np.where(positions >= 0, positions, len(features))].reset_index(drop=True)
-    rows.insert(0, "person_id", ids)
-    rows.insert(0, "as_of", as_of)
-    return rows.reset_index(drop=True)
+def _without_contacts(column: str) -> float:
+    """The value of ``column`` for a person without contacts."""
+    return 1 if column.endswith("_component_size") else 0 if _is_count(column) else np.nan
 
 
 def layer_summary(features: pd.DataFrame, layers: Sequence[str], min_cell: int) -> list[dict]:
