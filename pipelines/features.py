@@ -1,20 +1,26 @@
 """Stage `features`: individual, household, family, origin and stairwell/building/area features of
 every cohort member at every as-of date, joined with the network stage's features.
 
-Writes ``<out>/features.parquet`` (one row per as_of x person_id of the union of cohorts) and
-``<out>/feature_families.json`` (feature column -> family; audit attributes -> ``audit``).
+Writes ``<out>/features.parquet`` (one row per as_of x person_id of the union of cohorts, one row
+group per as-of date) and ``<out>/feature_families.json`` (feature column -> family; audit
+attributes -> ``audit``). Dates are computed, joined and written one at a time, so the stage never
+holds the whole table.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+from collections.abc import Iterator
 from pathlib import Path
+
+import numpy as np
+import pandas as pd
 
 from lyskegle import io
 from lyskegle.config import load_section
 from lyskegle.countries import WESTERN_COUNTRIES
-from lyskegle.features import Registers, build_features, feature_families, merge_network
+from lyskegle.features import Registers, code_registers, feature_families, features_by_date, merge_network
 from lyskegle.network import network_feature_families
 
 INPUTS = ("population", "dwellings", "benefits", "employment", "education", "income")
@@ -33,18 +39,27 @@ def main() -> None:
     params = load_section(args.params, "features")
     # spells here must end exactly where the labels' spells end
     gap_weeks = load_section(args.params, "labels").gap_weeks
-    registers = Registers(**{name: io.read_parquet(args.ingested / f"{name}.parquet") for name in INPUTS})
-    cohorts = io.read_parquet(args.cohorts, columns=["as_of", "person_id"])
+    # The raw registers are a temporary of this call: once coded, they are let go.
+    coded = code_registers(
+        Registers(**{name: io.read_parquet(args.ingested / f"{name}.parquet") for name in INPUTS}),
+        io.read_parquet(args.cohorts, columns=["as_of", "person_id"]),
+    )
     network = io.read_parquet(args.network)
-
-    own = build_features(registers, cohorts, params, gap_weeks, WESTERN_COUNTRIES)
-    families = feature_families(own.columns)
-    features = merge_network(own, network)
     network_families = network_feature_families(c for c in network.columns if c not in ("as_of", "person_id"))
     untagged = sorted(set(network.columns) - set(network_families) - {"as_of", "person_id"})
     if untagged:
         raise ValueError(f"{args.network}: network columns {untagged} have no family")
-    io.write_parquet(features, args.out / "features.parquet")
+
+    families: dict[str, str] = {}
+
+    def joined() -> Iterator[pd.DataFrame]:
+        network_dates = pd.to_datetime(network["as_of"]).to_numpy("datetime64[D]")
+        for own in features_by_date(coded, params, gap_weeks, WESTERN_COUNTRIES):
+            families.update(feature_families(own.columns))
+            same_date = network_dates == np.datetime64(own["as_of"].iloc[0], "D")
+            yield merge_network(own, network.loc[same_date].reset_index(drop=True))
+
+    io.write_parquet_parts(joined(), args.out / "features.parquet")
     io.write_json({**families, **network_families}, args.out / "feature_families.json")
 
 

@@ -298,6 +298,16 @@ def test_network_columns_join_on_as_of_and_person(features):
         merge_network(table, network.rename(columns={"stairwell_contacts": "age"}))
 
 
+def test_network_join_by_position_gives_the_join_by_key(features):
+    table = features.reset_index()
+    network = table[["as_of", "person_id"]].assign(stairwell_contacts=np.arange(len(table)))
+    by_position = merge_network(table, network)  # same rows in the same order
+    by_key = merge_network(table, network.iloc[::-1].reset_index(drop=True))
+    pd.testing.assert_frame_equal(by_position, by_key)
+    assert by_position["stairwell_contacts"].tolist() == list(range(len(table)))
+    assert by_position["person_id"].tolist() == table["person_id"].tolist()
+
+
 def test_feature_params_fail_loudly_with_the_key():
     from lyskegle.config import ParamsError, parse_section
 

@@ -14,10 +14,12 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterator, Mapping
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from lyskegle.calendar import month_of_week, week_index
 from lyskegle.config import FeatureParams
@@ -77,7 +79,8 @@ def known_at(registers: Registers, as_of: dt.date) -> Registers:
 
 
 def with_person_codes(registers: Registers, vocabulary: pd.Index) -> Registers:
-    """The registers with person ids replaced by their position in ``vocabulary`` (int64).
+    """The registers with person ids replaced by their position in ``vocabulary`` (int64), and
+    dwelling ids (population and dwellings) by shared int codes.
 
     Hashing and sorting millions of string ids is most of the work otherwise; integer codes keep
     every groupby and lookup cheap. Rows of persons outside ``vocabulary`` are dropped from the
@@ -85,20 +88,38 @@ def with_person_codes(registers: Registers, vocabulary: pd.Index) -> Registers:
     year still counts) and links to them (``partner_id``, ``mother_id``, ``father_id``) become NA.
     """
     def codes(ids: pd.Series) -> np.ndarray:
-        return vocabulary.get_indexer(ids.astype(object))
+        return _codes_in(ids, vocabulary)
 
     def coded(frame: pd.DataFrame) -> pd.DataFrame:
         code = codes(frame["person_id"])
         return frame.loc[code >= 0].assign(person_id=code[code >= 0])
 
-    population = registers.population.assign(person_id=codes(registers.population["person_id"]))
+    unused = [column for column in UNUSED_POPULATION_COLUMNS if column in registers.population.columns]
+    population = registers.population.drop(columns=unused).assign(person_id=codes(registers.population["person_id"]))
     for link in ("partner_id", "mother_id", "father_id"):
-        link_code = codes(population[link]).astype("int64")
-        population[link] = pd.arrays.IntegerArray(link_code, link_code < 0)
+        population[link] = _nullable(codes(population[link]))
+    # Dwellings get int codes too, and country codes become categories: every per-date cut of
+    # twelve million population rows then moves fixed-width columns only.
+    dwelling = pd.concat([population["dwelling_id"], registers.dwellings["dwelling_id"]]).astype("string[pyarrow]")
+    dwelling_code, _ = pd.factorize(dwelling, use_na_sentinel=True)
+    population["dwelling_id"] = _nullable(dwelling_code[: len(population)])
+    dwellings = registers.dwellings.assign(dwelling_id=_nullable(dwelling_code[len(population):]))
+    for column in ("origin_country", "citizenship"):
+        population[column] = population[column].astype("category")
     return dataclasses.replace(
-        registers, population=population, benefits=coded(registers.benefits), employment=coded(registers.employment),
-        education=coded(registers.education), income=coded(registers.income),
+        registers, population=population, dwellings=dwellings, benefits=coded(registers.benefits),
+        employment=coded(registers.employment), education=coded(registers.education), income=coded(registers.income),
     )
+
+
+#: Population columns no feature reads (dropped when coding, so that they are not cut per date).
+UNUSED_POPULATION_COLUMNS = ("family_id", "municipality", "civil_status")
+
+
+def _nullable(codes: np.ndarray) -> pd.arrays.IntegerArray:
+    """Int codes with -1 as missing, as a nullable integer array (``notna`` and joins see NA)."""
+    codes = np.asarray(codes, dtype="int64")
+    return pd.arrays.IntegerArray(codes, codes < 0)
 
 
 def _features_at(
@@ -141,6 +162,66 @@ def _features_at(
     return pd.concat([history, demographic, household, family, origin, neighbourhood, audit], axis=1)
 
 
+@dataclasses.dataclass(frozen=True)
+class CohortRegisters:
+    """The registers coded for the cohort members (:func:`code_registers`): ``registers`` with int
+    person codes, ``members`` (``as_of`` as Arrow dates, ``person_id``: distinct and sorted) and
+    each member's code in ``member_codes``."""
+
+    registers: Registers
+    members: pd.DataFrame
+    member_codes: np.ndarray
+
+
+def code_registers(registers: Registers, cohorts: pd.DataFrame) -> CohortRegisters:
+    """The registers with int person codes, and the distinct cohort members to describe.
+
+    ``cohorts`` needs ``as_of`` and ``person_id`` (labels' ``cohorts.parquet``; other columns are
+    ignored, so no label reaches the features). Codes follow the sorted ids. The caller can let go
+    of ``registers`` afterwards: at a million persons that halves the stage's memory.
+    """
+    members = pd.DataFrame({
+        "as_of": pd.to_datetime(cohorts["as_of"]).astype("date32[pyarrow]"),
+        "person_id": cohorts["person_id"].astype("string[pyarrow]"),
+    }).drop_duplicates().sort_values(list(KEYS), kind="stable", ignore_index=True)
+    if members.empty:
+        raise ValueError("build_features: the cohorts table has no rows, so there is nothing to describe")
+    ids = pa.chunked_array([
+        pa.array(registers.population["person_id"].astype("string[pyarrow]").array),
+        pa.array(members["person_id"].array),
+    ]).cast(pa.large_string())
+    distinct = pc.drop_null(pc.unique(ids))
+    vocabulary = pd.Index(pd.array(distinct.take(pc.sort_indices(distinct)), dtype="string[pyarrow]"), name="person_id")
+    return CohortRegisters(with_person_codes(registers, vocabulary), members, _codes_in(members["person_id"], vocabulary))
+
+
+def features_by_date(
+    coded: CohortRegisters,
+    params: FeatureParams,
+    gap_weeks: int,
+    western_countries: Collection[str],
+) -> Iterator[pd.DataFrame]:
+    """The feature table one as-of date at a time (in date order): rows sorted by ``person_id``;
+    columns ``as_of``, ``person_id`` and the features of :func:`feature_families`.
+
+    ``gap_weeks`` is ``labels.gap_weeks``, so that spells here end where the labels' spells end.
+    ``western_countries`` are the country codes counted as Western
+    (``lyskegle.countries.WESTERN_COUNTRIES``; every other non-Danish code is non-Western).
+    """
+    dates = coded.members["as_of"].to_numpy(dtype=object)
+    bounds = np.flatnonzero(np.concatenate([[True], dates[1:] != dates[:-1], [True]]))
+    for start, stop in zip(bounds[:-1], bounds[1:]):
+        as_of = dates[start]
+        log.info("features at %s: %d persons", as_of, stop - start)
+        persons = pd.Index(coded.member_codes[start:stop], name="person_id")
+        features = _features_at(coded.registers, as_of, persons, params, gap_weeks, western_countries)
+        features = features.reset_index(drop=True)
+        features.insert(0, "person_id", coded.members["person_id"].iloc[start:stop].reset_index(drop=True))
+        # Python dates, as the labels' cohorts carry them, so that every stage reads one kind of as_of.
+        features.insert(0, "as_of", np.full(stop - start, as_of, dtype=object))
+        yield features
+
+
 def build_features(
     registers: Registers,
     cohorts: pd.DataFrame,
@@ -148,33 +229,18 @@ def build_features(
     gap_weeks: int,
     western_countries: Collection[str],
 ) -> pd.DataFrame:
-    """The feature table for the union of cohorts: one row per ``as_of`` x ``person_id``.
+    """The whole feature table of :func:`features_by_date`: one row per ``as_of`` x ``person_id``
+    of the union of cohorts, sorted by both. (The stage streams the dates to disk instead.)"""
+    coded = code_registers(registers, cohorts)
+    return pd.concat(features_by_date(coded, params, gap_weeks, western_countries), ignore_index=True)
 
-    ``cohorts`` needs ``as_of`` and ``person_id`` (labels' ``cohorts.parquet``; other columns are
-    ignored, so no label reaches the features). ``gap_weeks`` is ``labels.gap_weeks``, so that
-    spells here end where the labels' spells end. ``western_countries`` are the country codes
-    counted as Western (``lyskegle.countries.WESTERN_COUNTRIES``; every other non-Danish code is
-    non-Western). Rows are sorted by ``as_of``, ``person_id``; columns are ``as_of``,
-    ``person_id`` and the features of :func:`feature_families`.
-    """
-    members = cohorts[list(KEYS)].copy()
-    members["as_of"] = pd.to_datetime(members["as_of"]).dt.date
-    members["person_id"] = members["person_id"].astype("string")
-    members = members.drop_duplicates().sort_values(list(KEYS), kind="stable")
-    if members.empty:
-        raise ValueError("build_features: the cohorts table has no rows, so there is nothing to describe")
-    ids = pd.concat([registers.population["person_id"].astype("string"), members["person_id"]]).dropna()
-    vocabulary = pd.Index(np.sort(ids.unique().to_numpy(dtype=object)), name="person_id")
-    coded = with_person_codes(registers, vocabulary)
-    frames = []
-    for as_of, rows in members.groupby("as_of", sort=True):
-        log.info("features at %s: %d persons", as_of, len(rows))
-        persons = pd.Index(vocabulary.get_indexer(rows["person_id"]), name="person_id")
-        features = _features_at(coded, as_of, persons, params, gap_weeks, western_countries).reset_index(drop=True)
-        features.insert(0, "person_id", rows["person_id"].to_numpy())
-        features.insert(0, "as_of", as_of)
-        frames.append(features)
-    return pd.concat(frames, ignore_index=True)
+
+def _codes_in(ids: pd.Series, vocabulary: pd.Index) -> np.ndarray:
+    """Position of each of ``ids`` in ``vocabulary`` (-1 where absent), by Arrow's hash lookup:
+    pandas' ``get_indexer`` takes about a minute for a million string ids."""
+    dictionary = pa.array(vocabulary.astype("string[pyarrow]").array).cast(pa.large_string())
+    found = pc.index_in(pa.array(ids.astype("string[pyarrow]").array).cast(pa.large_string()), value_set=dictionary)
+    return pc.fill_null(found, -1).to_numpy().astype("int64")
 
 
 def feature_families(columns: Collection[str]) -> dict[str, str]:
@@ -224,12 +290,28 @@ def merge_network(features: pd.DataFrame, network: pd.DataFrame) -> pd.DataFrame
     clash = sorted((set(network.columns) & set(features.columns)) - set(KEYS))
     if clash:
         raise ValueError(f"network features {clash} have the same names as individual/area features")
-    network = network.copy()
-    network["as_of"] = pd.to_datetime(network["as_of"]).dt.date
-    network["person_id"] = network["person_id"].astype("string")
+    if _same_keys(features, network):
+        # The usual case (both stages cover the union of cohorts, sorted): a join by position,
+        # without a merge's hash table of millions of keys.
+        return pd.concat([features, network.drop(columns=list(KEYS)).set_axis(features.index)], axis=1)
+    keys = {
+        "as_of": lambda frame: pd.to_datetime(frame["as_of"]).astype("date32[pyarrow]"),
+        "person_id": lambda frame: frame["person_id"].astype("string[pyarrow]"),
+    }
+    network = network.assign(**keys)
     if network.duplicated(list(KEYS)).any():
         raise ValueError("network features: more than one row for an as_of x person_id")
-    return features.merge(network, on=list(KEYS), how="left", validate="one_to_one")
+    merged = features.assign(**keys).merge(network, on=list(KEYS), how="left", validate="one_to_one")
+    return merged.assign(as_of=features["as_of"].array, person_id=features["person_id"].array)
+
+
+def _same_keys(features: pd.DataFrame, network: pd.DataFrame) -> bool:
+    """Whether both tables hold the same ``as_of`` x ``person_id`` rows in the same order."""
+    if len(features) != len(network):
+        return False
+    dates = [pd.to_datetime(frame["as_of"]).to_numpy("datetime64[D]") for frame in (features, network)]
+    ids = [frame["person_id"].astype("string[pyarrow]") for frame in (features, network)]
+    return bool(np.array_equal(dates[0], dates[1]) and ids[0].reset_index(drop=True).equals(ids[1].reset_index(drop=True)))
 
 
 def model_feature_columns(families: Mapping[str, str], include_origin: bool) -> list[str]:
@@ -244,6 +326,6 @@ def model_feature_columns(families: Mapping[str, str], include_origin: bool) -> 
 
 
 __all__ = [
-    "FAMILIES", "ID_COLUMNS", "KEYS", "LEVELS", "Registers", "build_features", "feature_families",
-    "known_at", "merge_network", "model_feature_columns",
+    "FAMILIES", "ID_COLUMNS", "KEYS", "LEVELS", "CohortRegisters", "Registers", "build_features", "code_registers",
+    "feature_families", "features_by_date", "known_at", "merge_network", "model_feature_columns",
 ]

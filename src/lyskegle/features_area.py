@@ -52,9 +52,9 @@ def residence_of(population_now: pd.DataFrame, dwellings: pd.DataFrame) -> pd.Da
     ``population_now`` is indexed by ``person_id`` with a ``dwelling_id`` column.
     """
     places = dwellings.drop_duplicates("dwelling_id").set_index("dwelling_id")[list(ID_COLUMNS)]
-    placed = places.reindex(population_now["dwelling_id"].to_numpy())
+    placed = places.reindex(pd.Index(population_now["dwelling_id"]))
     placed.index = population_now.index
-    return placed.astype("string")
+    return placed.astype("string[pyarrow]")
 
 
 def neighbourhood_features(

@@ -19,6 +19,8 @@ from collections.abc import Collection, Sequence
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from lyskegle.codes import CODE_GROUP, PUBLIC_SUPPORT_GROUPS, is_public_support
 from lyskegle.labels import spell_breaks
@@ -36,6 +38,11 @@ DAYS_PER_YEAR = 365.25
 # --- time helpers -----------------------------------------------------------------------------
 
 def _as_datetime(values: pd.Series) -> pd.Series:
+    """``values`` as ``datetime64[ns]`` (NaT where unknown or unparsable)."""
+    if isinstance(values.dtype, pd.ArrowDtype) and pa.types.is_date(values.dtype.pyarrow_dtype):
+        # Arrow's cast is some 200x faster than pandas' element-wise path for Arrow dates.
+        stamps = pc.cast(pa.array(values.array), pa.timestamp("ns"))
+        return pd.Series(stamps.to_numpy(zero_copy_only=False), index=values.index, name=values.name)
     return pd.to_datetime(values, errors="coerce")
 
 
@@ -350,5 +357,5 @@ def audit_attributes(
     area = area_of_person.reindex(persons).astype("string")
     out["audit_area"] = area.fillna("outside housing areas").where(now["dwelling_id"].notna(), pd.NA).to_numpy()
     for column in out.columns:
-        out[column] = out[column].astype("string")
+        out[column] = out[column].astype("string[pyarrow]")
     return out

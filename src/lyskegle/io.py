@@ -47,6 +47,32 @@ def write_parquet(frame: pd.DataFrame, path: str | Path) -> None:
         pq.write_table(table, temporary, compression="zstd")
 
 
+def write_parquet_parts(frames: Iterable[pd.DataFrame], path: str | Path) -> int:
+    """Write frames with the same columns as one Parquet file, one row group each, atomically.
+
+    For tables too large to hold twice: each frame can be dropped once written. The first frame
+    fixes the schema; a later frame whose columns differ is an error. Returns the rows written.
+    """
+    rows = 0
+    with atomic_path(path) as temporary:
+        writer = None
+        try:
+            for frame in frames:
+                table = pa.Table.from_pandas(frame, preserve_index=False)
+                if writer is None:
+                    writer = pq.ParquetWriter(temporary, table.schema, compression="zstd")
+                elif table.column_names != writer.schema.names:
+                    raise ValueError(f"{path}: a part has columns {table.column_names}, the first had {writer.schema.names}")
+                writer.write_table(table.cast(writer.schema))
+                rows += len(frame)
+        finally:
+            if writer is not None:
+                writer.close()
+        if writer is None:
+            raise ValueError(f"{path}: no parts to write")
+    return rows
+
+
 def read_parquet(path: str | Path, columns: list[str] | None = None) -> pd.DataFrame:
     """Read a Parquet file written by :func:`write_parquet`.
 
