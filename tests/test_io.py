@@ -1,0 +1,41 @@
+import pandas as pd
+import pytest
+
+from lyskegle import io
+
+
+def _part(as_of: str, ids: list[str]) -> pd.DataFrame:
+    return pd.DataFrame({
+        "as_of": pd.Series([as_of] * len(ids)).astype("date32[pyarrow]"),
+        "person_id": pd.Series(ids, dtype="string[pyarrow]"),
+        "age": [float(len(i)) for i in ids],
+    })
+
+
+def test_parts_are_written_as_one_table(tmp_path):
+    parts = [_part("2020-01-06", ["a", "bb"]), _part("2021-01-04", ["ccc"])]
+    assert io.write_parquet_parts(iter(parts), tmp_path / "t.parquet") == 3
+    back = io.read_parquet(tmp_path / "t.parquet")
+    pd.testing.assert_frame_equal(back, pd.concat(parts, ignore_index=True), check_dtype=False)
+    assert back["person_id"].dtype == "string[pyarrow]"
+
+
+def test_a_part_with_other_columns_fails_and_leaves_no_file(tmp_path):
+    parts = [_part("2020-01-06", ["a"]), _part("2021-01-04", ["b"]).rename(columns={"age": "alder"})]
+    with pytest.raises(ValueError, match="alder"):
+        io.write_parquet_parts(iter(parts), tmp_path / "t.parquet")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_no_parts_is_an_error(tmp_path):
+    with pytest.raises(ValueError, match="no parts"):
+        io.write_parquet_parts(iter([]), tmp_path / "t.parquet")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_text_is_read_arrow_backed_whatever_wrote_it(tmp_path):
+    frame = pd.DataFrame({"person_id": pd.Series(["a", None], dtype="string[python]"), "n": [1, 2]})
+    io.write_parquet(frame, tmp_path / "t.parquet")
+    back = io.read_parquet(tmp_path / "t.parquet")
+    assert back["person_id"].dtype == "string[pyarrow]" and back["person_id"].isna().tolist() == [False, True]
+    assert back["n"].dtype == "int64"
