@@ -1,12 +1,16 @@
 """Network stage speed and memory, and the fast path against the networkx reference.
 
     python benchmarks/bench_network.py [--persons 250000 500000 1000000] [--compare-persons 100000]
+    python benchmarks/bench_network.py --ingested DIR --cohorts FILE [--as-of 2020-01-06] --persons --compare-persons 0
 
 1. Scaling: for each size, random inputs from :mod:`network_inputs` (households ~2, stairwells ~15,
    workplaces up to 5,000, classes ~22 over 10 years, family links) are written as Parquet, and the
    stage itself (``pipelines/network.py``, one as-of date, all layers, every resident in the cohort)
    runs in a child process whose wall time and peak resident memory are measured. Target at 1M
    persons: at most 60 s and 4 GB, growing linearly with persons.
+   With ``--ingested`` and ``--cohorts`` (an ingested synthetic extract and its labels' cohorts),
+   the stage runs on the real extract's shape instead: once for the cohorts of ``--as-of`` alone,
+   once for every as-of date.
 2. Side by side at ``--compare-persons``: the same memberships and status through the fast path
    (:func:`lyskegle.network.exposure_features`) and through the networkx neighbour loop
    (:func:`lyskegle.network_reference.reference_exposure_features`); prints both times, the ratio
@@ -24,6 +28,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import psutil
 import yaml
 
@@ -78,6 +83,26 @@ def scaling(sizes: list[int], workdir: Path, params_path: Path) -> None:
         print(f"{persons:>10,} {seconds:>8.1f} {cpu:>8.1f} {peak / GB:>8.2f} {persons / seconds:>15,.0f}{status}", flush=True)
 
 
+def real_extract(ingested: Path, cohorts: Path, as_of: dt.date, workdir: Path, params_path: Path) -> None:
+    """The stage on an ingested extract: the cohorts of one as-of date, then of every date."""
+    everyone = io.read_parquet(cohorts)
+    one_date = everyone[pd.to_datetime(everyone["as_of"]) == pd.Timestamp(as_of)]
+    if one_date.empty:
+        raise SystemExit(f"--as-of {as_of}: no cohort rows at that date in {cohorts}")
+    io.write_parquet(one_date, workdir / "cohorts_one_date.parquet")
+    residents = len(io.read_parquet(ingested / "population.parquet", ["year"]).query("year == @as_of.year"))
+    print(f"real extract {ingested}: {residents:,} residents in {as_of.year}")
+    print(f"{'as-of dates':>12} {'cohort rows':>12} {'wall s':>8} {'CPU s':>8} {'peak GB':>8}")
+    for label, path, rows in (("1", workdir / "cohorts_one_date.parquet", len(one_date)),
+                              (str(everyone["as_of"].nunique()), cohorts, len(everyone))):
+        seconds, cpu, peak, code = run_measured([
+            sys.executable, str(REPO / "pipelines" / "network.py"), "--params", str(params_path),
+            "--ingested", str(ingested), "--cohorts", str(path), "--out", str(workdir / "real_out"),
+        ], interval=0.05)
+        status = "" if code == 0 else f"  FAILED (exit {code})"
+        print(f"{label:>12} {rows:>12,} {seconds:>8.1f} {cpu:>8.1f} {peak / GB:>8.2f}{status}", flush=True)
+
+
 def side_by_side(persons: int) -> None:
     inputs = build_network_inputs(persons, AS_OF, np.random.default_rng(7), max_workplace=persons // 200)
     memberships = layer_memberships(inputs["population"], inputs["dwellings"], inputs["jobs"], inputs["classes"], AS_OF)
@@ -116,7 +141,12 @@ def main() -> None:
     parser.add_argument("--persons", type=int, nargs="*", default=[250_000, 500_000, 1_000_000])
     parser.add_argument("--compare-persons", type=int, default=100_000, help="0 skips the side-by-side run")
     parser.add_argument("--workdir", type=Path, help="scratch folder (default: a temporary folder)")
+    parser.add_argument("--ingested", type=Path, help="an ingest stage's folder: also run on this extract")
+    parser.add_argument("--cohorts", type=Path, help="the labels stage's cohorts.parquet for --ingested")
+    parser.add_argument("--as-of", type=dt.date.fromisoformat, default=AS_OF, help="the one as-of date (a Monday)")
     args = parser.parse_args()
+    if (args.ingested is None) != (args.cohorts is None):
+        parser.error("--ingested and --cohorts go together")
 
     with tempfile.TemporaryDirectory(prefix="lyskegle-bench-network-") as scratch:
         workdir = args.workdir or Path(scratch)
@@ -124,6 +154,8 @@ def main() -> None:
         params_path = workdir / "params.yaml"
         params_path.parent.mkdir(parents=True, exist_ok=True)
         params_path.write_text(yaml.safe_dump({"network": raw["network"], "privacy": raw["privacy"]}))
+        if args.ingested:
+            real_extract(args.ingested, args.cohorts, args.as_of, workdir, params_path)
         if args.persons:
             scaling(args.persons, workdir, params_path)
         if args.compare_persons:
