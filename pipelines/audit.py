@@ -26,7 +26,7 @@ from lyskegle import audit, io, privacy, tracking
 from lyskegle.config import load_section
 from lyskegle.encoders import StairwellRateEncoder
 from lyskegle.identifier_scan import privacy_checks
-from lyskegle.models import Candidate, ColumnRoles, labelled_rows
+from lyskegle.models import Candidate, ColumnRoles, cohort_filter, labelled_rows
 
 log = logging.getLogger("lyskegle.pipelines.audit")
 
@@ -133,8 +133,8 @@ def _training_inputs(args: argparse.Namespace) -> dict | None:
     if any(p is None for p in paths):
         return None
     info = io.read_json(args.model_info)
-    features = io.read_parquet(args.features)
     cohorts = io.read_parquet(args.cohorts, columns=["target", "as_of", "person_id", "label", "censored"])
+    features = io.read_parquet_where(args.features, cohort_filter(cohorts, args.target))  # the target's rows only
     rows, _ = labelled_rows(features, cohorts, args.target)
     inputs = info["inputs"]
     return {

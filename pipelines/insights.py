@@ -24,7 +24,7 @@ from lyskegle.insights import (
     readable_attributes,
     stairwell_effects,
 )
-from lyskegle.models import ColumnRoles, labelled_rows, model_inputs
+from lyskegle.models import ColumnRoles, cohort_filter, labelled_rows, model_inputs
 from lyskegle.privacy import suppress_small_cells
 
 log = logging.getLogger("lyskegle.pipelines.insights")
@@ -52,8 +52,8 @@ def main() -> None:
         if key not in info:
             raise KeyError(f"{args.model_dir / 'model_info.json'}: '{key}' is missing")
 
-    features = io.read_parquet(args.features)
     cohorts = io.read_parquet(args.cohorts, columns=["target", "as_of", "person_id", "label", "censored"])
+    features = io.read_parquet_where(args.features, cohort_filter(cohorts, args.target))  # the target's rows only
     rows, _ = labelled_rows(features, cohorts, args.target)
     del features
     test_dates = pd.to_datetime(pd.Series(info["test_as_of"]))

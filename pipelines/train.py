@@ -24,6 +24,7 @@ from lyskegle.encoders import StairwellRateEncoder
 from lyskegle.evaluation import importance_figure, label_horizon_weeks, plot_figures
 from lyskegle.features import model_feature_columns
 from lyskegle.models import (
+    cohort_filter,
     column_roles,
     labelled_rows,
     model_grid,
@@ -60,8 +61,9 @@ def main(argv: list[str] | None = None) -> dict[str, str]:
 
     families = io.read_json(args.families)
     feature_columns = model_feature_columns(families, features_params.include_origin)
-    features = io.read_parquet(args.features)
     cohorts = io.read_parquet(args.cohorts, columns=["target", "as_of", "person_id", "label", "censored"])
+    # Only the target's cohort rows, one row group (as-of date) at a time: the table is many GB at 1M.
+    features = io.read_parquet_where(args.features, cohort_filter(cohorts, args.target))
     rows, label_counts = labelled_rows(features, cohorts, args.target)
     del features
     log.info("%s: %d labelled rows (%d censored excluded, %d without features)", args.target, len(rows),

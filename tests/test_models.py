@@ -9,6 +9,7 @@ from lyskegle.encoders import StairwellRateEncoder
 from lyskegle.models import (
     Candidate,
     choose_candidate,
+    cohort_filter,
     column_roles,
     labelled_rows,
     model_grid,
@@ -76,6 +77,27 @@ def test_censored_rows_are_excluded_and_counted():
     assert list(rows["person_id"]) == ["p1", "p3"]
     assert list(rows["label"]) == [1, 0]
     assert counts == {"cohort_rows": 4, "censored": 1, "without_features": 1}
+
+
+def test_reading_only_the_cohort_rows_changes_no_labelled_row(tmp_path):
+    from lyskegle import io
+
+    dates = [dt.date(2020, 1, 6), dt.date(2021, 1, 4)]
+    parts = [pd.DataFrame({"as_of": [day] * 3, "person_id": ["p1", "p2", "p3"], "x": [1.0 + i, 2.0, 3.0]})
+             for i, day in enumerate(dates)]
+    io.write_parquet_parts(iter(parts), tmp_path / "features.parquet")
+    cohorts = pd.DataFrame({
+        "target": ["exit_26w", "exit_26w", "self_sufficient", "exit_26w"],
+        "as_of": [dates[0], dates[1], dates[0], dates[1]],
+        "person_id": ["p1", "p1", "p2", "p9"],
+        "label": pd.array([1, 0, 1, 1], dtype="Int8"),
+        "censored": [False] * 4,
+    })
+    read = io.read_parquet_where(tmp_path / "features.parquet", cohort_filter(cohorts, "exit_26w"))
+    assert read["person_id"].tolist() == ["p1", "p1"] and read["x"].tolist() == [1.0, 2.0]
+    every = io.read_parquet(tmp_path / "features.parquet")
+    assert labelled_rows(read, cohorts, "exit_26w")[1] == labelled_rows(every, cohorts, "exit_26w")[1]
+    pd.testing.assert_frame_equal(labelled_rows(read, cohorts, "exit_26w")[0], labelled_rows(every, cohorts, "exit_26w")[0])
 
 
 def test_model_inputs_are_plain_floats_and_strings_and_leave_the_input_alone():

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -71,6 +72,19 @@ def write_parquet_parts(frames: Iterable[pd.DataFrame], path: str | Path) -> int
         if writer is None:
             raise ValueError(f"{path}: no parts to write")
     return rows
+
+
+def read_parquet_where(path: str | Path, keep: Callable[[pd.DataFrame], np.ndarray]) -> pd.DataFrame:
+    """The rows of a Parquet file for which ``keep(part)`` is true, read one row group at a time,
+    so that a table much larger than the rows wanted is never in memory whole."""
+    parquet = pq.ParquetFile(path)
+    parts = []
+    for index in range(parquet.num_row_groups):
+        part = parquet.read_row_group(index).to_pandas(types_mapper=_ARROW_STRINGS.get)
+        parts.append(part.loc[np.asarray(keep(part), dtype=bool)])
+    if not parts:
+        return read_parquet(path)
+    return pd.concat(parts, ignore_index=True)
 
 
 def read_parquet(path: str | Path, columns: list[str] | None = None) -> pd.DataFrame:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -185,6 +185,25 @@ def build_pipeline(candidate: Candidate, roles: ColumnRoles, random_state: int,
     else:
         raise ValueError(f"unknown model kind '{candidate.kind}' in train.models")
     return Pipeline([("prepare", prepare), ("model", estimator)])
+
+
+def cohort_filter(cohorts: pd.DataFrame, target: str) -> Callable[[pd.DataFrame], np.ndarray]:
+    """A row mask for parts of a features table: which rows belong to a person in ``target``'s
+    cohort at their ``as_of``. For reading only those rows of a large table
+    (:func:`lyskegle.io.read_parquet_where`); :func:`labelled_rows` then does the join."""
+    cohort = cohorts.loc[cohorts["target"] == target]
+    wanted = _key_index(cohort)
+
+    def keep(features: pd.DataFrame) -> np.ndarray:
+        return _key_index(features).isin(wanted)
+
+    return keep
+
+
+def _key_index(frame: pd.DataFrame) -> pd.MultiIndex:
+    return pd.MultiIndex.from_arrays([
+        pd.to_datetime(frame["as_of"]).to_numpy(), frame["person_id"].astype("string[pyarrow]").array,
+    ])
 
 
 def labelled_rows(features: pd.DataFrame, cohorts: pd.DataFrame, target: str) -> tuple[pd.DataFrame, dict[str, int]]:
