@@ -269,6 +269,10 @@ class TrainingResult:
     counts: dict[str, int] = field(default_factory=dict)
 
 
+#: Rows predicted at a time (memory of the model's input copies, not a statistical choice).
+PREDICT_ROWS = 100_000
+
+
 def train_and_evaluate(rows: pd.DataFrame, roles: ColumnRoles, params: TrainParams, horizon_weeks: int,
                        baseline_column: str, min_cell: int, stairwell_encoder: BaseEstimator | None = None,
                        progress: Any = None) -> TrainingResult:
@@ -319,7 +323,11 @@ def _train_and_evaluate(
         return pipeline.fit(model_inputs(rows.iloc[at], roles), labels[at])
 
     def predict(model: Any, at: np.ndarray) -> np.ndarray:
-        return model.predict_proba(model_inputs(rows.iloc[at], roles))[:, 1]
+        # In slices: the model's input copies of a million test rows would cost gigabytes at once.
+        return np.concatenate([
+            model.predict_proba(model_inputs(rows.iloc[at[start:start + PREDICT_ROWS]], roles))[:, 1]
+            for start in range(0, len(at), PREDICT_ROWS)
+        ] or [np.zeros(0)])
 
     candidates = model_grid(params)
     selection_rows, last_fold_models = [], {}
@@ -366,7 +374,7 @@ def _train_and_evaluate(
                   for k in params.top_k_percent}
 
     notify(f"{chosen.name}: permutation importance on up to {params.importance_rows} test rows")
-    importance = permutation_importance_table(model, rows.iloc[test_at], roles, y_test, params.importance_rows,
+    importance = permutation_importance_table(model, rows, test_at, roles, y_test, params.importance_rows,
                                               params.importance_repeats, params.random_state)
 
     test_predictions = pd.DataFrame({
@@ -424,16 +432,17 @@ def choose_candidate(selection: pd.DataFrame, metric: str, candidates: Sequence[
     return candidates[order.index(best)]
 
 
-def permutation_importance_table(model: Any, rows: pd.DataFrame, roles: ColumnRoles, labels: np.ndarray,
-                                 n_rows: int, n_repeats: int, random_state: int) -> pd.DataFrame:
-    """Permutation importance (drop in average precision) per input column on a sample of ``rows``.
+def permutation_importance_table(model: Any, rows: pd.DataFrame, positions: np.ndarray, roles: ColumnRoles,
+                                 labels: np.ndarray, n_rows: int, n_repeats: int, random_state: int) -> pd.DataFrame:
+    """Permutation importance (drop in average precision) per input column on a sample of the
+    ``rows`` at ``positions`` (``labels`` are theirs, in that order).
 
     Returns ``feature``, ``importance_mean``, ``importance_std``, largest first. The values are
     aggregates over the whole sample.
     """
     rng = np.random.default_rng(random_state)
-    at = _sample(np.arange(len(rows)), n_rows, rng)
-    inputs = model_inputs(rows.iloc[at], roles)
+    at = _sample(np.arange(len(positions)), n_rows, rng)
+    inputs = model_inputs(rows.iloc[np.asarray(positions)[at]], roles)
     result = permutation_importance(model, inputs, np.asarray(labels)[at], scoring="average_precision",
                                     n_repeats=n_repeats, random_state=random_state, n_jobs=1)
     table = pd.DataFrame({"feature": inputs.columns, "importance_mean": result.importances_mean,
