@@ -74,17 +74,21 @@ def write_parquet_parts(frames: Iterable[pd.DataFrame], path: str | Path) -> int
     return rows
 
 
-def read_parquet_where(path: str | Path, keep: Callable[[pd.DataFrame], np.ndarray]) -> pd.DataFrame:
-    """The rows of a Parquet file for which ``keep(part)`` is true, read one row group at a time,
-    so that a table much larger than the rows wanted is never in memory whole."""
+def read_parquet_where(
+    path: str | Path, keep: Callable[[pd.DataFrame], np.ndarray], key_columns: list[str],
+) -> pd.DataFrame:
+    """The rows of a Parquet file for which ``keep(keys)`` is true, where ``keys`` holds the
+    ``key_columns`` of one row group. Read one row group at a time and converted to pandas once,
+    column by column, so a table much larger than the rows wanted is never in memory twice."""
     parquet = pq.ParquetFile(path)
-    parts = []
+    kept = []
     for index in range(parquet.num_row_groups):
-        part = parquet.read_row_group(index).to_pandas(types_mapper=_ARROW_STRINGS.get)
-        parts.append(part.loc[np.asarray(keep(part), dtype=bool)])
-    if not parts:
-        return read_parquet(path)
-    return pd.concat(parts, ignore_index=True)
+        table = parquet.read_row_group(index)
+        keys = table.select(key_columns).to_pandas(types_mapper=_ARROW_STRINGS.get)
+        kept.append(table.filter(pa.array(np.asarray(keep(keys), dtype=bool))))
+    table = pa.concat_tables(kept) if kept else parquet.schema_arrow.empty_table()
+    del kept
+    return table.to_pandas(types_mapper=_ARROW_STRINGS.get, split_blocks=True, self_destruct=True)
 
 
 def read_parquet(path: str | Path, columns: list[str] | None = None) -> pd.DataFrame:

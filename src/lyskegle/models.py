@@ -189,15 +189,20 @@ def build_pipeline(candidate: Candidate, roles: ColumnRoles, random_state: int,
 
 def cohort_filter(cohorts: pd.DataFrame, target: str) -> Callable[[pd.DataFrame], np.ndarray]:
     """A row mask for parts of a features table: which rows belong to a person in ``target``'s
-    cohort at their ``as_of``. For reading only those rows of a large table
+    cohort at their ``as_of`` with a usable (uncensored) label. For reading only those rows of a large table
     (:func:`lyskegle.io.read_parquet_where`); :func:`labelled_rows` then does the join."""
-    cohort = cohorts.loc[cohorts["target"] == target]
+    cohort = cohorts.loc[(cohorts["target"] == target) & ~_censored(cohorts)]
     wanted = _key_index(cohort)
 
     def keep(features: pd.DataFrame) -> np.ndarray:
         return _key_index(features).isin(wanted)
 
     return keep
+
+
+def _censored(cohort: pd.DataFrame) -> pd.Series:
+    """Rows that cannot be used: flagged censored, or without a label."""
+    return cohort["censored"].fillna(True).astype(bool) | cohort["label"].isna()
 
 
 def _key_index(frame: pd.DataFrame) -> pd.MultiIndex:
@@ -210,32 +215,47 @@ def labelled_rows(features: pd.DataFrame, cohorts: pd.DataFrame, target: str) ->
     """Features of the cohort members of ``target`` with their label, censored rows excluded.
 
     ``cohorts`` has ``target``, ``as_of``, ``person_id``, ``label``, ``censored``; ``features`` one
-    row per ``as_of`` x ``person_id``. Returns the joined rows (``as_of`` as datetime64, ``label``
-    as int8) and counts: ``cohort_rows``, ``censored`` (label missing or flagged censored),
-    ``without_features`` (cohort rows with no features row; excluded too).
+    row per ``as_of`` x ``person_id``. Returns the joined rows in the order of ``features``
+    (``as_of`` as datetime64, ``label`` as int8) and counts: ``cohort_rows``, ``censored`` (label
+    missing or flagged censored), ``without_features`` (cohort rows with no features row; excluded
+    too).
     """
     cohort = cohorts.loc[cohorts["target"] == target, ["as_of", "person_id", "label", "censored"]].copy()
     if cohort.empty:
         raise ValueError(f"cohorts hold no rows for target '{target}'")
-    censored = cohort["censored"].fillna(True).astype(bool) | cohort["label"].isna()
+    censored = _censored(cohort)
     cohort = cohort.loc[~censored]
     cohort["as_of"] = pd.to_datetime(cohort["as_of"])
     cohort["label"] = cohort["label"].astype("int8")
-    # Join on the keys alone, then take the matching feature rows once: copying the wide table
-    # through a merge costs more than the join itself.
+    # Join on the keys alone, then take the matching feature rows once (or none, when every row
+    # matches in order): at a million persons each copy of the wide table costs gigabytes.
+    cohort["person_id"] = cohort["person_id"].astype("string[pyarrow]")
     keys = pd.DataFrame({"as_of": pd.to_datetime(features["as_of"]).to_numpy(),
-                         "person_id": features["person_id"].to_numpy(), "_row": np.arange(len(features))})
+                         "person_id": features["person_id"].astype("string[pyarrow]").array,
+                         "_row": np.arange(len(features))})
     matched = cohort.drop(columns="censored").merge(keys, on=["as_of", "person_id"], how="inner",
                                                     validate="one_to_one")
-    others = [i for i, c in enumerate(features.columns) if c not in ("as_of", "person_id")]
-    taken = features.iloc[matched["_row"].to_numpy(), others].reset_index(drop=True)
-    joined = pd.concat([matched.drop(columns="_row").reset_index(drop=True), taken], axis=1)
+    # Rows in the order of the features table (as_of, person_id), which lets the usual case, where
+    # every row matches (see cohort_filter), share the table's memory instead of copying it.
+    matched = matched.sort_values("_row", kind="stable", ignore_index=True)
+    rows = matched["_row"].to_numpy()
+    keys_first = list(features.columns[:2]) == ["as_of", "person_id"]
+    if keys_first and np.array_equal(rows, np.arange(len(features))):
+        joined = features.copy(deep=False)
+    else:
+        others = [c for c in features.columns if c not in ("as_of", "person_id")]
+        joined = features.take(rows)
+        joined = joined if keys_first else joined[["as_of", "person_id", *others]]
+    joined.index = pd.RangeIndex(len(rows))  # in place: set_axis or reset_index would copy the table again
+    joined["as_of"] = matched["as_of"].to_numpy()
+    joined["person_id"] = matched["person_id"].array
+    joined.insert(2, "label", matched["label"].to_numpy())
     counts = {
         "cohort_rows": int(len(censored)),
         "censored": int(censored.sum()),
         "without_features": int(len(cohort) - len(joined)),
     }
-    return joined.reset_index(drop=True), counts
+    return joined, counts
 
 
 def _sample(positions: np.ndarray, max_rows: int, rng: np.random.Generator) -> np.ndarray:
