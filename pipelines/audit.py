@@ -134,7 +134,8 @@ def _training_inputs(args: argparse.Namespace) -> dict | None:
         return None
     info = io.read_json(args.model_info)
     cohorts = io.read_parquet(args.cohorts, columns=["target", "as_of", "person_id", "label", "censored"])
-    features = io.read_parquet_where(args.features, cohort_filter(cohorts, args.target))  # the target's rows only
+    # the target's rows only
+    features = io.read_parquet_where(args.features, cohort_filter(cohorts, args.target), ["as_of", "person_id"])
     rows, _ = labelled_rows(features, cohorts, args.target)
     inputs = info["inputs"]
     return {
@@ -168,7 +169,7 @@ def _origin_comparison(wanted: bool, training: dict | None, rule: audit.Fairness
     if training is None:
         return {"ran": False, "reason": "the stage was not given the model info, features, families and cohorts"}
     features = load_section(params_path, "features")
-    random_state = load_section(params_path, "train").random_state
+    train = load_section(params_path, "train")
     chosen = training["info"]["chosen"]
     # the same stairwell encoder the train stage builds, so only the inputs differ
     encoder = StairwellRateEncoder(columns=("stairwell_id",), prior_weight=features.encoder_prior_weight,
@@ -176,8 +177,8 @@ def _origin_comparison(wanted: bool, training: dict | None, rule: audit.Fairness
     log.info("re-fitting %s without and with the origin features", chosen["name"])
     return audit.origin_comparison(
         training["rows"], training["families"], Candidate(chosen["kind"], dict(chosen["settings"])),
-        training["train_as_of"], training["test_as_of"], random_state, encoder,
-        dataclasses.replace(rule, bootstrap_samples=0),
+        training["train_as_of"], training["test_as_of"], train.random_state, encoder,
+        dataclasses.replace(rule, bootstrap_samples=0), max_fit_rows=train.max_fit_rows,
     )
 
 

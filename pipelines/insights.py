@@ -53,7 +53,8 @@ def main() -> None:
             raise KeyError(f"{args.model_dir / 'model_info.json'}: '{key}' is missing")
 
     cohorts = io.read_parquet(args.cohorts, columns=["target", "as_of", "person_id", "label", "censored"])
-    features = io.read_parquet_where(args.features, cohort_filter(cohorts, args.target))  # the target's rows only
+    # the target's rows only
+    features = io.read_parquet_where(args.features, cohort_filter(cohorts, args.target), ["as_of", "person_id"])
     rows, _ = labelled_rows(features, cohorts, args.target)
     del features
     test_dates = pd.to_datetime(pd.Series(info["test_as_of"]))

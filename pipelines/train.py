@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> dict[str, str]:
     feature_columns = model_feature_columns(families, features_params.include_origin)
     cohorts = io.read_parquet(args.cohorts, columns=["target", "as_of", "person_id", "label", "censored"])
     # Only the target's cohort rows, one row group (as-of date) at a time: the table is many GB at 1M.
-    features = io.read_parquet_where(args.features, cohort_filter(cohorts, args.target))
+    features = io.read_parquet_where(args.features, cohort_filter(cohorts, args.target), ["as_of", "person_id"])
     rows, label_counts = labelled_rows(features, cohorts, args.target)
     del features
     log.info("%s: %d labelled rows (%d censored excluded, %d without features)", args.target, len(rows),

@@ -396,6 +396,22 @@ def test_the_stage_passes_a_fair_model_and_compares_with_origin(stage_files):
     assert origin["difference"]["roc_auc"] == pytest.approx(
         origin["with_origin"]["roc_auc"] - origin["without_origin"]["roc_auc"])
     assert set(origin["with_origin"]["origin_groups"]) == {"danish", "non_western"}
+    assert f"the same {len(train)} training rows" in origin["fit"]
+
+
+def test_the_origin_refits_use_at_most_the_training_sample_size(stage_files):
+    from lyskegle.audit import FairnessRule, origin_comparison
+    from lyskegle.models import labelled_rows
+
+    rows, _ = labelled_rows(io.read_parquet(stage_files / "features.parquet"),
+                            io.read_parquet(stage_files / "cohorts.parquet"), "exit_26w")
+    families = io.read_json(stage_files / "families.json")
+    rule = FairnessRule(top_k_percent=20, ratio_bounds=(0.8, 1.25), min_cell=5, min_expected_events=10,
+                        bootstrap_samples=0, confidence=0.95, reference_groups={})
+    chosen = Candidate("logistic", {"C": 1.0, "max_iter": 200})
+    sampled = origin_comparison(rows, families, chosen, TRAIN_AS_OF, TEST_AS_OF, 0, None, rule, max_fit_rows=100)
+    every = origin_comparison(rows, families, chosen, TRAIN_AS_OF, TEST_AS_OF, 0, None, rule)
+    assert "the same 100 training rows" in sampled["fit"] and "the same 400 training rows" in every["fit"]
 
 
 def test_without_the_training_inputs_the_overfitting_check_fails_plainly(stage_files):

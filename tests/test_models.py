@@ -93,7 +93,7 @@ def test_reading_only_the_cohort_rows_changes_no_labelled_row(tmp_path):
         "label": pd.array([1, 0, 1, 1], dtype="Int8"),
         "censored": [False] * 4,
     })
-    read = io.read_parquet_where(tmp_path / "features.parquet", cohort_filter(cohorts, "exit_26w"))
+    read = io.read_parquet_where(tmp_path / "features.parquet", cohort_filter(cohorts, "exit_26w"), ["as_of", "person_id"])
     assert read["person_id"].tolist() == ["p1", "p1"] and read["x"].tolist() == [1.0, 2.0]
     every = io.read_parquet(tmp_path / "features.parquet")
     assert labelled_rows(read, cohorts, "exit_26w")[1] == labelled_rows(every, cohorts, "exit_26w")[1]

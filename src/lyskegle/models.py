@@ -293,6 +293,17 @@ class TrainingResult:
 PREDICT_ROWS = 100_000
 
 
+def predict_scores(model: Any, rows: pd.DataFrame, roles: ColumnRoles, positions: np.ndarray | None = None) -> np.ndarray:
+    """The model's probability of the positive class for the ``rows`` at ``positions`` (all rows
+    when None), predicted :data:`PREDICT_ROWS` at a time: the model's input copies of a million
+    rows would otherwise cost gigabytes at once."""
+    positions = np.arange(len(rows)) if positions is None else np.asarray(positions)
+    return np.concatenate([
+        model.predict_proba(model_inputs(rows.iloc[positions[start:start + PREDICT_ROWS]], roles))[:, 1]
+        for start in range(0, len(positions), PREDICT_ROWS)
+    ] or [np.zeros(0)])
+
+
 def train_and_evaluate(rows: pd.DataFrame, roles: ColumnRoles, params: TrainParams, horizon_weeks: int,
                        baseline_column: str, min_cell: int, stairwell_encoder: BaseEstimator | None = None,
                        progress: Any = None) -> TrainingResult:
@@ -343,11 +354,7 @@ def _train_and_evaluate(
         return pipeline.fit(model_inputs(rows.iloc[at], roles), labels[at])
 
     def predict(model: Any, at: np.ndarray) -> np.ndarray:
-        # In slices: the model's input copies of a million test rows would cost gigabytes at once.
-        return np.concatenate([
-            model.predict_proba(model_inputs(rows.iloc[at[start:start + PREDICT_ROWS]], roles))[:, 1]
-            for start in range(0, len(at), PREDICT_ROWS)
-        ] or [np.zeros(0)])
+        return predict_scores(model, rows, roles, at)
 
     candidates = model_grid(params)
     selection_rows, last_fold_models = [], {}
