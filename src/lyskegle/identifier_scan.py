@@ -30,9 +30,9 @@ def extract_pnr_values(folder: Path) -> privacy.ExtractIdentifiers:
     digests: set[bytes] = set()
     lengths: set[int] = set()
     for stem, path in tqdm(sorted(files.items()), desc="extract PNR values", unit="file", file=sys.stderr):
-        frame = io.read_raw_register(path).frame
-        columns = [c for c in frame.columns if str(c).strip().upper() in PNR_COLUMNS]
-        for column in columns:
+        # only the PNR columns: a whole DREAM file is gigabytes at a million persons
+        frame = io.read_raw_columns(path, lambda name: name.strip().upper() in PNR_COLUMNS)
+        for column in frame.columns:
             found = privacy.extract_identifiers(frame[column].dropna().astype(str))
             digests |= found.digests
             lengths |= found.lengths

@@ -277,6 +277,21 @@ def file_sha256(path: str | Path) -> str:
 ColumnTyper = Callable[[str], "pa.DataType | None"]
 
 
+def read_raw_columns(path: str | Path, wanted: Callable[[str], bool]) -> pd.DataFrame:
+    """The columns of one register file whose names ``wanted`` accepts, as read by
+    :func:`read_raw_register`. A Parquet file (DREAM: hundreds of week columns) is read only for
+    those columns; other formats are read whole and then cut."""
+    path = Path(path)
+    if path.suffix.lower() == ".parquet" and path.exists() and path.stat().st_size > 0:
+        try:
+            names = [name for name in pq.read_schema(path).names if wanted(name)]
+            return pq.read_table(path, columns=names).to_pandas(types_mapper=_ARROW_STRINGS.get)
+        except (pa.ArrowException, OSError) as error:
+            raise ExtractError(f"{path.name}: not a readable Parquet file ({error})") from error
+    frame = read_raw_register(path).frame
+    return frame[[column for column in frame.columns if wanted(str(column))]]
+
+
 def read_raw_register(path: str | Path, column_type: ColumnTyper | None = None, arrow: bool = False,
                       lazy: bool = False) -> RawRegister:
     """Read one register file in any allowed format (CSV, Parquet, SAS ``.sas7bdat``/``.xpt``).
