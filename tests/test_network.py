@@ -197,6 +197,12 @@ def test_cohort_rows_include_persons_who_are_not_residents():
     assert out.iloc[0]["classmates_contacts"] == 2
 
 
+def test_no_cohort_rows_give_an_empty_table_with_every_column():
+    cohorts = pd.DataFrame({"target": [], "as_of": [], "person_id": []}, dtype=object)
+    out = network_features(network_registers(POPULATION, DWELLINGS, JOBS, CLASSES), BENEFITS, EMPLOYMENT, cohorts)
+    assert out.empty and list(out.columns) == ["as_of", "person_id", *feature_columns()]
+
+
 def test_a_too_large_class_is_refused_with_the_params_key():
     members = pd.DataFrame({"person": [0, 1, 2, 0], "group": [0, 0, 0, 1]})
     memberships = _memberships(3, {"classmates": members})

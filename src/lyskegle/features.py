@@ -19,7 +19,6 @@ from collections.abc import Collection, Iterator, Mapping
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from lyskegle.calendar import month_of_week, week_index
 from lyskegle.config import FeatureParams
@@ -31,11 +30,11 @@ from lyskegle.features_individual import (
     household_features,
     origin_features,
 )
+from lyskegle.ids import KEYS, as_of_runs, codes_in, cohort_members, shared_codes, sorted_distinct
 from lyskegle.status import employed_in_month, on_support_in_week
 
 log = logging.getLogger(__name__)
 
-KEYS = ("as_of", "person_id")
 FAMILIES = ("history", "demographic", "household", "family", "stairwell", "coworkers", "classmates", "area", "origin")
 AUDIT_FAMILY = "audit"
 
@@ -78,9 +77,9 @@ def known_at(registers: Registers, as_of: dt.date) -> Registers:
     )
 
 
-def with_person_codes(registers: Registers, vocabulary: pd.Index) -> Registers:
-    """The registers with person ids replaced by their position in ``vocabulary`` (int64), and
-    dwelling ids (population and dwellings) by shared int codes.
+def with_person_codes(registers: Registers, vocabulary: pa.Array) -> Registers:
+    """The registers with person ids replaced by their position in ``vocabulary`` (int64; sorted
+    distinct ids), and dwelling ids (population and dwellings) by shared int codes.
 
     Hashing and sorting millions of string ids is most of the work otherwise; integer codes keep
     every groupby and lookup cheap. Rows of persons outside ``vocabulary`` are dropped from the
@@ -88,7 +87,7 @@ def with_person_codes(registers: Registers, vocabulary: pd.Index) -> Registers:
     year still counts) and links to them (``partner_id``, ``mother_id``, ``father_id``) become NA.
     """
     def codes(ids: pd.Series) -> np.ndarray:
-        return _codes_in(ids, vocabulary)
+        return codes_in(ids, vocabulary)
 
     def coded(frame: pd.DataFrame) -> pd.DataFrame:
         code = codes(frame["person_id"])
@@ -100,10 +99,9 @@ def with_person_codes(registers: Registers, vocabulary: pd.Index) -> Registers:
         population[link] = _nullable(codes(population[link]))
     # Dwellings get int codes too, and country codes become categories: every per-date cut of
     # twelve million population rows then moves fixed-width columns only.
-    dwelling = pd.concat([population["dwelling_id"], registers.dwellings["dwelling_id"]]).astype("string[pyarrow]")
-    dwelling_code, _ = pd.factorize(dwelling, use_na_sentinel=True)
-    population["dwelling_id"] = _nullable(dwelling_code[: len(population)])
-    dwellings = registers.dwellings.assign(dwelling_id=_nullable(dwelling_code[len(population):]))
+    (resident_dwelling, listed_dwelling), _ = shared_codes([population["dwelling_id"], registers.dwellings["dwelling_id"]])
+    population["dwelling_id"] = _nullable(resident_dwelling)
+    dwellings = registers.dwellings.assign(dwelling_id=_nullable(listed_dwelling))
     for column in ("origin_country", "citizenship"):
         population[column] = population[column].astype("category")
     return dataclasses.replace(
@@ -180,19 +178,11 @@ def code_registers(registers: Registers, cohorts: pd.DataFrame) -> CohortRegiste
     ignored, so no label reaches the features). Codes follow the sorted ids. The caller can let go
     of ``registers`` afterwards: at a million persons that halves the stage's memory.
     """
-    members = pd.DataFrame({
-        "as_of": pd.to_datetime(cohorts["as_of"]).astype("date32[pyarrow]"),
-        "person_id": cohorts["person_id"].astype("string[pyarrow]"),
-    }).drop_duplicates().sort_values(list(KEYS), kind="stable", ignore_index=True)
+    members = cohort_members(cohorts)
     if members.empty:
         raise ValueError("build_features: the cohorts table has no rows, so there is nothing to describe")
-    ids = pa.chunked_array([
-        pa.array(registers.population["person_id"].astype("string[pyarrow]").array),
-        pa.array(members["person_id"].array),
-    ]).cast(pa.large_string())
-    distinct = pc.drop_null(pc.unique(ids))
-    vocabulary = pd.Index(pd.array(distinct.take(pc.sort_indices(distinct)), dtype="string[pyarrow]"), name="person_id")
-    return CohortRegisters(with_person_codes(registers, vocabulary), members, _codes_in(members["person_id"], vocabulary))
+    vocabulary = sorted_distinct([registers.population["person_id"], members["person_id"]])
+    return CohortRegisters(with_person_codes(registers, vocabulary), members, codes_in(members["person_id"], vocabulary))
 
 
 def features_by_date(
@@ -208,10 +198,7 @@ def features_by_date(
     ``western_countries`` are the country codes counted as Western
     (``lyskegle.countries.WESTERN_COUNTRIES``; every other non-Danish code is non-Western).
     """
-    dates = coded.members["as_of"].to_numpy(dtype=object)
-    bounds = np.flatnonzero(np.concatenate([[True], dates[1:] != dates[:-1], [True]]))
-    for start, stop in zip(bounds[:-1], bounds[1:]):
-        as_of = dates[start]
+    for as_of, start, stop in as_of_runs(coded.members["as_of"]):
         log.info("features at %s: %d persons", as_of, stop - start)
         persons = pd.Index(coded.member_codes[start:stop], name="person_id")
         features = _features_at(coded.registers, as_of, persons, params, gap_weeks, western_countries)
@@ -233,14 +220,6 @@ def build_features(
     of the union of cohorts, sorted by both. (The stage streams the dates to disk instead.)"""
     coded = code_registers(registers, cohorts)
     return pd.concat(features_by_date(coded, params, gap_weeks, western_countries), ignore_index=True)
-
-
-def _codes_in(ids: pd.Series, vocabulary: pd.Index) -> np.ndarray:
-    """Position of each of ``ids`` in ``vocabulary`` (-1 where absent), by Arrow's hash lookup:
-    pandas' ``get_indexer`` takes about a minute for a million string ids."""
-    dictionary = pa.array(vocabulary.astype("string[pyarrow]").array).cast(pa.large_string())
-    found = pc.index_in(pa.array(ids.astype("string[pyarrow]").array).cast(pa.large_string()), value_set=dictionary)
-    return pc.fill_null(found, -1).to_numpy().astype("int64")
 
 
 def feature_families(columns: Collection[str]) -> dict[str, str]:

@@ -37,12 +37,12 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 from scipy import sparse
 from scipy.sparse import csgraph
 from tqdm import tqdm
 
 from lyskegle.calendar import month_of_week, week_index
+from lyskegle.ids import arrow_text, as_of_runs, codes_in, cohort_members, shared_codes
 from lyskegle.privacy import suppress_small_cells
 from lyskegle.status import employed_in_month, on_support_in_week, support_weeks_between
 
@@ -114,7 +114,7 @@ class NetworkRegisters:
 
     def person_codes(self, person_ids: pd.Series) -> np.ndarray:
         """The code of each of ``person_ids`` (-1 for an id the registers do not know)."""
-        return _codes_in(_arrow_text(person_ids), self.person_ids)
+        return codes_in(person_ids, self.person_ids)
 
 
 def network_registers(
@@ -128,20 +128,20 @@ def network_registers(
     ``year``, ``school_id``, ``class_name``).
     """
     primary = (jobs["job_type"] == "H").to_numpy(dtype=bool, na_value=False)
-    (person, partner, mother, father, worker, pupil), person_ids = _shared_codes([
+    (person, partner, mother, father, worker, pupil), person_ids = shared_codes([
         population["person_id"], population["partner_id"], population["mother_id"], population["father_id"],
         jobs["person_id"], classes["person_id"],
     ])
-    (dwelling, listed_dwelling), dwelling_values = _shared_codes([population["dwelling_id"], dwellings["dwelling_id"]])
+    (dwelling, listed_dwelling), dwelling_values = shared_codes([population["dwelling_id"], dwellings["dwelling_id"]])
     row_of_dwelling = np.full(len(dwelling_values) + 1, -1, dtype="int32")  # the extra last slot answers code -1
     row_of_dwelling[listed_dwelling[::-1]] = np.arange(len(listed_dwelling))[::-1]  # first listed row wins
     dwelling_row = np.where(dwelling >= 0, row_of_dwelling[dwelling], -1)
-    stairwell_of_row = _shared_codes([dwellings["stairwell_id"]])[0][0]
-    family, _ = _shared_codes([population["family_id"]])
+    stairwell_of_row = shared_codes([dwellings["stairwell_id"]])[0][0]
+    family, _ = shared_codes([population["family_id"]])
     # A resident without a dwelling is a household with their family; family codes follow dwelling codes.
     household = np.where(dwelling >= 0, dwelling, np.where(family[0] >= 0, family[0] + len(dwelling_values), -1))
 
-    (school, class_name), _ = _shared_codes([classes["school_id"], classes["class_name"]])
+    (school, class_name), _ = shared_codes([classes["school_id"], classes["class_name"]])
     class_year = _years(classes)
     class_keys = pd.DataFrame({"school": school, "class": class_name, "year": class_year})
     class_code = class_keys.groupby(["school", "class", "year"], sort=False).ngroup().to_numpy("int32")
@@ -152,10 +152,10 @@ def network_registers(
             "stairwell": _take(stairwell_of_row, dwelling_row), "partner": partner, "mother": mother, "father": father,
         },
         coworkers={"year": _years(jobs)[primary], "person": worker[primary],
-                   "workplace": _shared_codes([jobs["workplace_id"]])[0][0][primary]},
+                   "workplace": shared_codes([jobs["workplace_id"]])[0][0][primary]},
         classes={"year": class_year, "person": pupil,
                  "class": np.where((school >= 0) & (class_name >= 0), class_code, -1)},
-        dwelling_ids=_arrow_text(population["dwelling_id"]),
+        dwelling_ids=arrow_text(population["dwelling_id"]),
         dwellings=dwellings[["stairwell_id", "area"]].reset_index(drop=True),
     )
 
@@ -185,8 +185,7 @@ def memberships_at(registers: NetworkRegisters, as_of: dt.date) -> LayerMembersh
     _, first = np.unique(people["person"][current], return_index=True)
     rows = current[np.sort(first)]  # population row of each resident, in node order
     resident_code = people["person"][rows]
-    node_of_code = np.full(len(registers.person_ids) + 1, -1, dtype="int64")  # the extra last slot answers -1
-    node_of_code[resident_code] = np.arange(len(rows))
+    node_of_code = _node_of_code(resident_code, len(registers.person_ids))
 
     everyone = np.arange(len(rows))
     groups = {
@@ -222,6 +221,13 @@ def memberships_at(registers: NetworkRegisters, as_of: dt.date) -> LayerMembersh
     return LayerMemberships(residents, groups, family_links, parents, person_codes=resident_code)
 
 
+def _node_of_code(resident_codes: np.ndarray, n_codes: int) -> np.ndarray:
+    """Node number of each person code (-1: not a resident); the extra last slot answers code -1."""
+    node_of_code = np.full(n_codes + 1, -1, dtype="int64")
+    node_of_code[resident_codes] = np.arange(len(resident_codes))
+    return node_of_code
+
+
 def _years(table: pd.DataFrame) -> np.ndarray:
     """The ``year`` column as ints; a missing year becomes one that no as-of date reaches."""
     return table["year"].astype("Int32").fillna(_NO_YEAR).to_numpy("int32")
@@ -230,36 +236,8 @@ def _years(table: pd.DataFrame) -> np.ndarray:
 _NO_YEAR = np.iinfo("int32").max
 
 
-def _arrow_text(values: pd.Series) -> pa.ChunkedArray:
-    """``values`` as an Arrow text column (no copy when it already is one)."""
-    array = pa.array(values.astype("string[pyarrow]"))
-    return pa.chunked_array([array] if isinstance(array, pa.Array) else array.chunks, type=pa.large_string())
-
-
 def _text_series(values: pa.Array | pa.ChunkedArray) -> pd.Series:
     return pd.Series(pd.arrays.ArrowStringArray(pa.chunked_array(values).cast(pa.large_string())))
-
-
-def _shared_codes(columns: Sequence[pd.Series]) -> tuple[list[np.ndarray], pa.Array]:
-    """Int codes of the values of several text columns in one shared code space (-1 for missing),
-    and the value of each code. One Arrow hash pass over all columns, without concatenating them."""
-    texts = [_arrow_text(column) for column in columns]
-    chunks = [chunk for text in texts for chunk in text.chunks]
-    encoded = pc.dictionary_encode(pa.chunked_array(chunks, type=pa.large_string()))
-    if encoded.num_chunks == 0:
-        return [np.zeros(0, dtype="int32") for _ in columns], pa.array([], type=pa.large_string())
-    # int32 halves the memory of a million persons' registers; _members and node lookups widen to int64.
-    indices = np.concatenate([pc.fill_null(chunk.indices, -1).to_numpy().astype("int32") for chunk in encoded.chunks])
-    bounds = np.cumsum([0, *(len(text) for text in texts)])
-    codes = [indices[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
-    # Every chunk's dictionary is a prefix of the last one.
-    return codes, encoded.chunks[-1].dictionary
-
-
-def _codes_in(values: pa.ChunkedArray, dictionary: pa.Array) -> np.ndarray:
-    """Position of each of ``values`` in ``dictionary`` (-1 where absent or missing)."""
-    positions = pc.index_in(values, value_set=dictionary)
-    return pc.fill_null(positions, -1).to_numpy().astype("int64")
 
 
 def _take(values: np.ndarray, positions: np.ndarray) -> np.ndarray:
@@ -271,7 +249,7 @@ def _take_strings(values: pd.Series, positions: np.ndarray) -> pd.Series:
     """``values`` at ``positions`` (missing where a position is -1), as a fresh 0..n-1 series."""
     if len(values) == 0:
         return pd.Series(pd.NA, index=range(len(positions)), dtype="string[pyarrow]")
-    taken = _arrow_text(values).take(pa.array(np.maximum(positions, 0)))
+    taken = arrow_text(values).take(pa.array(np.maximum(positions, 0)))
     return _text_series(taken).where(positions >= 0, pd.NA)
 
 
@@ -311,10 +289,10 @@ def contact_status(
     in that week's month) and ``support_weeks`` (int: support weeks in the window before ``as_of``).
     Expects the ingested ``benefits`` and ``employment`` runs; ``person_ids`` must be distinct.
     """
-    ids = _arrow_text(person_ids).combine_chunks()
+    ids = arrow_text(person_ids).combine_chunks()
     return _coded_status(
-        _coded_runs(benefits, lambda column: _codes_in(_arrow_text(column), ids)),
-        _coded_runs(employment, lambda column: _codes_in(_arrow_text(column), ids)),
+        _coded_runs(benefits, lambda column: codes_in(column, ids)),
+        _coded_runs(employment, lambda column: codes_in(column, ids)),
         np.arange(len(ids)), len(ids), as_of, support_window_weeks,
     )
 
@@ -330,7 +308,7 @@ def _coded_status(
     benefits: pd.DataFrame, employment: pd.DataFrame, codes: np.ndarray, n_codes: int,
     as_of: dt.date, support_window_weeks: int,
 ) -> pd.DataFrame:
-    """:func:`contact_status` of the persons ``codes`` from runs coded by :func:`coded_runs`."""
+    """:func:`contact_status` of the persons ``codes`` from runs coded by :func:`_coded_runs`."""
     week = week_index(as_of)
     last_week = week - 1
     on_support = np.zeros(n_codes, dtype=bool)
@@ -535,28 +513,21 @@ def network_features(
     """
     _check_layers(layers)
     columns = feature_columns(layers)
-    wanted = pd.DataFrame({
-        "as_of": pd.to_datetime(cohorts["as_of"]).astype("date32[pyarrow]"),
-        "person_id": cohorts["person_id"].astype("string[pyarrow]"),
-    }).drop_duplicates().sort_values(["as_of", "person_id"], kind="stable", ignore_index=True)
+    wanted = cohort_members(cohorts)
     coded_benefits = _coded_runs(benefits, registers.person_codes)
     coded_employment = _coded_runs(employment, registers.person_codes)
     wanted_codes = registers.person_codes(wanted["person_id"])
     # Filled date by date, so the million-row result is never held twice (no concatenation).
     out: dict[str, np.ndarray] = {}
-    dates = wanted["as_of"].to_numpy(dtype=object)
-    bounds = np.flatnonzero(np.concatenate([[True], dates[1:] != dates[:-1], [True]]))
-    for start, stop in tqdm(zip(bounds[:-1], bounds[1:]), total=len(bounds) - 1, desc="network as-of dates", disable=None):
-        as_of = dates[start]
+    runs = list(as_of_runs(wanted["as_of"]))
+    for as_of, start, stop in tqdm(runs, desc="network as-of dates", disable=None):
         memberships = memberships_at(registers, as_of)
         status = _coded_status(
             coded_benefits, coded_employment, memberships.person_codes, len(registers.person_ids), as_of,
             support_window_weeks,
         )
         features = exposure_features(memberships, status, layers, max_group_size)
-        node_of_code = np.full(len(registers.person_ids) + 1, -1, dtype="int64")  # the last slot answers -1
-        node_of_code[memberships.person_codes] = np.arange(memberships.n_persons)
-        nodes = node_of_code[wanted_codes[start:stop]]
+        nodes = _node_of_code(memberships.person_codes, len(registers.person_ids))[wanted_codes[start:stop]]
         resident = nodes >= 0
         for column in columns:
             values = features[column].to_numpy()

@@ -1,0 +1,73 @@
+"""Ids at a million persons: text ids as Arrow, hashed once into int codes, and cohort members by
+as-of date.
+
+Pandas' hash tables over Python strings take about a minute to look up a million-row column of ids;
+Arrow's dictionary encoding and ``index_in`` do it in about a second. The network and features
+stages code their registers with these functions once, then work on ints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+KEYS = ("as_of", "person_id")
+
+
+def arrow_text(values: pd.Series) -> pa.ChunkedArray:
+    """``values`` as an Arrow ``large_string`` column (no copy when it already is one)."""
+    array = pa.array(values.astype("string[pyarrow]"))
+    return pa.chunked_array([array] if isinstance(array, pa.Array) else array.chunks, type=pa.large_string())
+
+
+def shared_codes(columns: Sequence[pd.Series]) -> tuple[list[np.ndarray], pa.Array]:
+    """Int32 codes of the values of several text columns in one shared code space (-1 for missing),
+    and the value of each code, numbered in order of first appearance. One Arrow hash pass over all
+    columns, without concatenating them."""
+    texts = [arrow_text(column) for column in columns]
+    chunks = [chunk for text in texts for chunk in text.chunks]
+    encoded = pc.dictionary_encode(pa.chunked_array(chunks, type=pa.large_string()))
+    if encoded.num_chunks == 0:
+        return [np.zeros(0, dtype="int32") for _ in columns], pa.array([], type=pa.large_string())
+    # int32 halves the memory of a million persons' registers; lookups widen to int64 where needed.
+    indices = np.concatenate([pc.fill_null(chunk.indices, -1).to_numpy().astype("int32") for chunk in encoded.chunks])
+    bounds = np.cumsum([0, *(len(text) for text in texts)])
+    # Every chunk's dictionary is a prefix of the last one.
+    return [indices[a:b] for a, b in zip(bounds[:-1], bounds[1:])], encoded.chunks[-1].dictionary
+
+
+def codes_in(values: pd.Series, dictionary: pa.Array) -> np.ndarray:
+    """Int64 position of each of ``values`` in ``dictionary`` (-1 where absent or missing)."""
+    positions = pc.index_in(arrow_text(values), value_set=dictionary.cast(pa.large_string()))
+    return pc.fill_null(positions, -1).to_numpy().astype("int64")
+
+
+def sorted_distinct(columns: Sequence[pd.Series]) -> pa.Array:
+    """The distinct non-missing values of text columns, sorted (a vocabulary whose codes follow the ids)."""
+    distinct = pc.drop_null(pc.unique(pa.chunked_array(
+        [chunk for column in columns for chunk in arrow_text(column).chunks], type=pa.large_string(),
+    )))
+    return distinct.take(pc.sort_indices(distinct))
+
+
+def cohort_members(cohorts: pd.DataFrame) -> pd.DataFrame:
+    """The distinct ``as_of`` x ``person_id`` of cohorts (any target), sorted by both: ``as_of`` as
+    Arrow dates, ``person_id`` as Arrow text."""
+    return pd.DataFrame({
+        "as_of": pd.to_datetime(cohorts["as_of"]).astype("date32[pyarrow]"),
+        "person_id": cohorts["person_id"].astype("string[pyarrow]"),
+    }).drop_duplicates().sort_values(list(KEYS), kind="stable", ignore_index=True)
+
+
+def as_of_runs(as_of: pd.Series) -> Iterator[tuple[object, int, int]]:
+    """``(date, start, stop)`` of each run of equal dates in a sorted ``as_of`` column (none when empty)."""
+    dates = as_of.to_numpy(dtype=object)
+    if len(dates) == 0:
+        return
+    bounds = np.flatnonzero(np.concatenate([[True], dates[1:] != dates[:-1], [True]]))
+    for start, stop in zip(bounds[:-1], bounds[1:]):
+        yield dates[start], int(start), int(stop)

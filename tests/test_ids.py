@@ -1,0 +1,27 @@
+import datetime as dt
+
+import pandas as pd
+import pyarrow as pa
+
+from lyskegle.ids import as_of_runs, codes_in, cohort_members, shared_codes, sorted_distinct
+
+
+def test_shared_codes_number_values_across_columns_in_order_of_first_appearance():
+    (first, second), values = shared_codes([pd.Series(["b", None, "a"]), pd.Series(["a", "c"], dtype="string[pyarrow]")])
+    assert first.tolist() == [0, -1, 1] and second.tolist() == [1, 2]
+    assert values.to_pylist() == ["b", "a", "c"]
+
+
+def test_codes_in_finds_positions_and_marks_the_unknown():
+    vocabulary = sorted_distinct([pd.Series(["q", "p", None]), pd.Series(["r", "p"])])
+    assert vocabulary.to_pylist() == ["p", "q", "r"]
+    assert codes_in(pd.Series(["r", "x", None, "p"]), vocabulary).tolist() == [2, -1, -1, 0]
+    assert codes_in(pd.Series(["q"]), pa.array(["q"], type=pa.string())).tolist() == [0]
+
+
+def test_cohort_members_are_distinct_sorted_and_run_by_date():
+    day, later = dt.date(2020, 1, 6), dt.date(2021, 1, 4)
+    members = cohort_members(pd.DataFrame({"as_of": [later, day, day, day], "person_id": ["a", "b", "a", "b"]}))
+    assert members["person_id"].tolist() == ["a", "b", "a"]
+    assert list(as_of_runs(members["as_of"])) == [(day, 0, 2), (later, 2, 3)]
+    assert list(as_of_runs(members["as_of"].iloc[:0])) == []
