@@ -278,18 +278,14 @@ ColumnTyper = Callable[[str], "pa.DataType | None"]
 
 
 def read_raw_columns(path: str | Path, wanted: Callable[[str], bool]) -> pd.DataFrame:
-    """The columns of one register file whose names ``wanted`` accepts, as read by
-    :func:`read_raw_register`. A Parquet file (DREAM: hundreds of week columns) is read only for
-    those columns; other formats are read whole and then cut."""
-    path = Path(path)
-    if path.suffix.lower() == ".parquet" and path.exists() and path.stat().st_size > 0:
-        try:
-            names = [name for name in pq.read_schema(path).names if wanted(name)]
-            return pq.read_table(path, columns=names).to_pandas(types_mapper=_ARROW_STRINGS.get)
-        except (pa.ArrowException, OSError) as error:
-            raise ExtractError(f"{path.name}: not a readable Parquet file ({error})") from error
-    frame = read_raw_register(path).frame
-    return frame[[column for column in frame.columns if wanted(str(column))]]
+    """The columns of one register file whose names ``wanted`` accepts, read as by
+    :func:`read_raw_register`. A Parquet file (DREAM: hundreds of week columns) is opened lazily and
+    read for those columns only; other formats are read whole and then cut."""
+    raw = read_raw_register(path, arrow=True, lazy=True)
+    return pd.DataFrame({
+        name: raw.read_column(name).to_pandas(types_mapper=_ARROW_STRINGS.get)
+        for name in raw.column_names if wanted(str(name))
+    })
 
 
 def read_raw_register(path: str | Path, column_type: ColumnTyper | None = None, arrow: bool = False,
