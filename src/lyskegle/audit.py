@@ -620,7 +620,7 @@ def origin_comparison(
     without, with_ = fits["without_origin"], fits["with_origin"]
     return {
         "ran": True, "model": chosen.name, "origin_columns": origin_columns,
-        "fit": (f"both fits uncalibrated on the same {len(train_rows)} training rows; the shipped model is calibrated"),
+        "fit": f"both fits uncalibrated on the same {len(train_rows)} training rows; the shipped model is calibrated",
         **fits,
         "difference": {
             "roc_auc": with_["roc_auc"] - without["roc_auc"],
