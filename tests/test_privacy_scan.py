@@ -8,16 +8,20 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from lyskegle import identifier_scan, io
+from lyskegle import identifier_scan, io, privacy
 from lyskegle.privacy import (
     CPR_SHAPED,
     EXTRACT_PNR,
     extract_identifiers,
     find_identifiers,
-    integer_texts,
+    find_identifiers_in_bytes,
     scan_blocks,
+    scan_integers,
     scan_strings,
     small_equivalence_classes,
 )
@@ -71,9 +75,56 @@ def test_scan_strings_names_the_value_that_holds_the_number():
 
 
 def test_integers_of_cpr_length_are_scanned_as_ten_digit_text():
-    texts = integer_texts(np.array([6101701234, 12, 2015], dtype="int64"))
-    assert texts == [SYNTHETIC_CPR, None, None]
-    assert scan_strings(texts) == [(0, CPR_SHAPED)]
+    # 101701234 is 0101701234 stored as a number: its leading zero is gone
+    values = np.array([6101701234, 12, 2015, 101701234, 6101701234, 99], dtype="int64")
+    assert scan_integers(values) == [(0, CPR_SHAPED), (3, CPR_SHAPED), (4, CPR_SHAPED)]
+    assert scan_integers(np.array([12, 2015], dtype="int64")) == []
+
+
+def test_a_repeated_value_is_reported_at_every_row_that_holds_it():
+    values = pa.array(["x", f"id {SYNTHETIC_CPR}", "y", f"id {SYNTHETIC_CPR}", None, "QX7ZK2PA"], type=pa.large_string())
+    known = extract_identifiers(["QX7ZK2PA"])
+    assert scan_strings(values, known) == [(1, CPR_SHAPED), (3, CPR_SHAPED), (5, EXTRACT_PNR)]
+
+
+def test_digit_pnr_values_do_not_make_every_id_of_their_length_a_candidate():
+    digits = extract_identifiers([SYNTHETIC_CPR, "1234567890"])
+    letters = extract_identifiers([SYNTHETIC_CPR, "QX7ZK2PA12"])
+    assert digits.digits_only and not letters.digits_only
+    assert find_identifiers("A123456789 1234567890", digits) == [(11, EXTRACT_PNR)]
+    assert find_identifiers("QX7ZK2PA12 A123456789", letters) == [(0, EXTRACT_PNR)]
+
+
+# Pieces that make texts full of near misses: CPR numbers with and without dash, a decimal point
+# or letter beside them, longer digit runs, PNR-like tokens, Arabic-Indic digits, line breaks.
+_PIECES = [SYNTHETIC_CPR, "610170-1234", "9102854321", "0.", ".", "a", "Z", "-", " ", ";", "\n", "12", "123",
+           "QX7ZK2PA", "1234567890", "\u0666\u0661", "\u00e6", "x" * 70]
+_KNOWN = extract_identifiers(["QX7ZK2PA", "1234567890", "9102854321"])
+
+
+def _reference_scan_strings(values, known):
+    """The scan before the Arrow prefilter: every value joined and scanned in Python."""
+    texts = ["" if v is None else v for v in values]
+    ends = np.cumsum([len(t) + 1 for t in texts])
+    hits = {}
+    for offset, kind in find_identifiers("\n".join(texts), known):
+        hits.setdefault(int(np.searchsorted(ends, offset, side="right")), kind)
+    return sorted(hits.items())
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(st.sampled_from(_PIECES), max_size=12).map("".join), max_size=25),
+       st.booleans())
+def test_the_fast_scans_find_exactly_what_the_plain_regular_expressions_find(values, with_known):
+    known = _KNOWN if with_known else None
+    data = "".join(values).encode("utf-8")
+    expected = find_identifiers(data.decode("latin-1"), known)
+    assert find_identifiers_in_bytes(data, known) == expected
+    with pytest.MonkeyPatch.context() as patch:  # windows even where runs are dense
+        patch.setattr(privacy, "_DENSE_BYTES", 0)
+        assert find_identifiers_in_bytes(data, known) == expected
+    assert scan_strings(values, known) == _reference_scan_strings(values, known)
+    assert scan_strings(pa.array(values, type=pa.large_string()), known) == _reference_scan_strings(values, known)
 
 
 def test_small_equivalence_classes_count_distinct_persons_per_combination():

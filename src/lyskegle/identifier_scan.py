@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from tqdm import tqdm
 
 from lyskegle import io, privacy
@@ -27,16 +29,16 @@ HITS_LISTED = 5  # offsets listed per file in the record; the count says how man
 def extract_pnr_values(folder: Path) -> privacy.ExtractIdentifiers:
     """Digests of every raw PNR (and parent/partner PNR) value in the extract folder's registers."""
     files, _ = io.list_extract_files(folder)
-    digests: set[bytes] = set()
-    lengths: set[int] = set()
+    distinct: list[pa.Array] = []
     for stem, path in tqdm(sorted(files.items()), desc="extract PNR values", unit="file", file=sys.stderr):
         # only the PNR columns: a whole DREAM file is gigabytes at a million persons
         frame = io.read_raw_columns(path, lambda name: name.strip().upper() in PNR_COLUMNS)
         for column in frame.columns:
-            found = privacy.extract_identifiers(frame[column].dropna().astype(str))
-            digests |= found.digests
-            lengths |= found.lengths
-    return privacy.ExtractIdentifiers(frozenset(digests), frozenset(lengths))
+            # a PNR comes back in every year's file: each file's distinct values, kept as Arrow
+            values = frame[column].dropna().astype("string[pyarrow]").unique()
+            distinct.append(pa.array(values, type=pa.large_string()))
+    values = pc.unique(pa.chunked_array(distinct, type=pa.large_string())).to_pylist() if distinct else []
+    return privacy.extract_identifiers(values)
 
 
 def files_to_scan(roots: Iterable[Path], exclude: Iterable[Path]) -> Iterator[Path]:
@@ -61,9 +63,9 @@ def scan_file(path: Path, known: privacy.ExtractIdentifiers | None) -> list[dict
     hits += [{"where": f"byte {offset}", "kind": kind} for offset, kind in privacy.scan_blocks(blocks, known)]
     if path.suffix == ".parquet":
         for column, first_row, values in io.parquet_value_batches(path):
-            texts = privacy.integer_texts(values) if isinstance(values, np.ndarray) else values
-            hits += [{"where": f"column {column}, row {first_row + row}", "kind": kind}
-                     for row, kind in privacy.scan_strings(texts, known)]
+            found = (privacy.scan_integers(values, known) if isinstance(values, np.ndarray)
+                     else privacy.scan_strings(values, known))
+            hits += [{"where": f"column {column}, row {first_row + row}", "kind": kind} for row, kind in found]
     return hits
 
 

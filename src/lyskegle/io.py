@@ -460,11 +460,11 @@ def read_blocks(path: str | Path, block_bytes: int = 1 << 22) -> Iterator[bytes]
             yield block
 
 
-def parquet_value_batches(path: str | Path, batch_rows: int = 1 << 16) -> Iterator[tuple[str, int, list | Any]]:
+def parquet_value_batches(path: str | Path, batch_rows: int = 1 << 20) -> Iterator[tuple[str, int, Any]]:
     """``(column, first row, values)`` for every text and integer column of a Parquet file, in batches.
 
-    Text values come as a list of str/None (dictionary-encoded text decoded); integer values as an
-    int64 NumPy array with missing values as 0. Other column types are not yielded.
+    Text values come as an Arrow string array (dictionary-encoded text decoded); integer values as
+    an int64 NumPy array with missing values as 0. Other column types are not yielded.
     """
     parquet = pq.ParquetFile(path)
     first_row = 0
@@ -474,7 +474,7 @@ def parquet_value_batches(path: str | Path, batch_rows: int = 1 << 16) -> Iterat
             if pa.types.is_dictionary(kind):
                 column, kind = column.dictionary_decode(), kind.value_type
             if pa.types.is_string(kind) or pa.types.is_large_string(kind):
-                yield name, first_row, column.to_pylist()
+                yield name, first_row, column
             elif pa.types.is_integer(kind):
                 yield name, first_row, column.fill_null(0).to_numpy(zero_copy_only=False).astype("int64")
         first_row += batch.num_rows
