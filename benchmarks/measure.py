@@ -30,6 +30,9 @@ def run_measured(args: list[str], cwd: Path | None = None, env: dict[str, str] |
     every thread and grows less than wall time when other jobs share the machine. The peak is the
     largest sampled resident size of the process tree, or the kernel's largest single child
     (``ru_maxrss``) when that is larger, which also catches a peak between two samples.
+    ``ru_maxrss`` covers every child this process has waited for, so it counts only when this run
+    raised it: otherwise it is an earlier run's peak (that made later stages report the peak of the
+    largest stage before them).
     """
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
@@ -49,4 +52,5 @@ def run_measured(args: list[str], cwd: Path | None = None, env: dict[str, str] |
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return wall, cpu, max(peak, after.ru_maxrss * 1024), child.returncode
+    kernel_peak = after.ru_maxrss * 1024 if after.ru_maxrss > before.ru_maxrss else 0
+    return wall, cpu, max(peak, kernel_peak), child.returncode
