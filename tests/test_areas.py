@@ -143,3 +143,17 @@ def test_criteria_long_pairs_each_value_with_its_threshold(table):
     rows = criteria_long(table, Criteria())
     income = rows[(rows["area"] == "A") & (rows["year"] == 2020) & (rows["criterion"] == "income_ratio")].iloc[0]
     assert income["threshold"] == 0.55 and income["value"] == pytest.approx(250 / 210)
+
+
+def test_age_is_counted_at_1_january_of_each_year():
+    from lyskegle.areas import residents_by_year
+
+    population = pd.DataFrame({
+        "person_id": ["a", "b", "c", "a"], "year": [2020, 2020, 2020, 2021], "dwelling_id": ["dA1", "dX", "dA1", "dA1"],
+        "birth_date": [dt.date(2000, 1, 1), dt.date(2000, 1, 2), dt.date(2000, 12, 31), dt.date(2000, 1, 1)],
+    })
+    dwellings = pd.DataFrame({"dwelling_id": ["dA1", "dX"], "area": ["A", None]})
+    people = residents_by_year(population, dwellings)
+    # born on 1 January: a birthday that day; born any later day of the year: not yet
+    assert people["age"].tolist() == [20, 19, 19, 21]
+    assert people["area"].tolist() == ["A", None, "A", "A"]

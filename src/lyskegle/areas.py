@@ -67,21 +67,14 @@ COUNT_OF_VALUES: dict[str, tuple[str, ...]] = {
 }
 
 
-def age_on(birth_date: pd.Series, date: dt.date) -> pd.Series:
-    """Age in whole years on ``date``."""
-    birth = pd.to_datetime(birth_date)
-    before_birthday = (birth.dt.month > date.month) | ((birth.dt.month == date.month) & (birth.dt.day > date.day))
-    return date.year - birth.dt.year - before_birthday.astype("int64")
-
-
 def residents_by_year(population: pd.DataFrame, dwellings: pd.DataFrame) -> pd.DataFrame:
     """Population rows with the ``area`` of their dwelling and ``age`` at 1 January of ``year``."""
-    people = population.merge(dwellings[["dwelling_id", "area"]], on="dwelling_id", how="left")
-    people["year"] = people["year"].astype("int64")
-    ages = pd.Series(np.nan, index=people.index)
-    for year, rows in people.groupby("year").groups.items():
-        ages.loc[rows] = age_on(people.loc[rows, "birth_date"], dt.date(int(year), 1, 1)).to_numpy()
-    people["age"] = ages
+    area_of_dwelling = dwellings.drop_duplicates("dwelling_id").set_index("dwelling_id")["area"]
+    people = population.assign(area=population["dwelling_id"].map(area_of_dwelling),
+                               year=population["year"].astype("int64"))
+    birth = pd.to_datetime(people["birth_date"])
+    # on 1 January a person born later in the year than 1 January has not had her birthday yet
+    people["age"] = people["year"] - birth.dt.year - ((birth.dt.month > 1) | (birth.dt.day > 1)).astype("int64")
     return people
 
 
@@ -114,8 +107,12 @@ def area_indicators(
     """
     people = residents_by_year(population, dwellings)
     years = sorted(people["year"].unique())
-    area_of = people.set_index(["year", "person_id"])["area"]
-    dwelling_of = people.set_index(["year", "person_id"])["dwelling_id"]
+    # moves and the elevator effect follow persons who live in a housing area in some year; no one
+    # else can move in, out or within one, so the lookups hold them only
+    ever = people[people["person_id"].isin(people.loc[people["area"].notna(), "person_id"].unique())]
+    area_of = ever.set_index(["year", "person_id"])["area"]
+    dwelling_of = ever.set_index(["year", "person_id"])["dwelling_id"]
+    del ever
     frames = []
     for year in years:
         residents = people[(people["year"] == year) & people["area"].notna()].copy()
