@@ -12,11 +12,13 @@ import argparse
 import logging
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from lyskegle import io
 from lyskegle.config import load_section
 from lyskegle.insights import (
+    ATTRIBUTE_SOURCES,
     ExpectedModelSettings,
     discover_subgroups,
     expected_without_stairwell,
@@ -24,7 +26,7 @@ from lyskegle.insights import (
     readable_attributes,
     stairwell_effects,
 )
-from lyskegle.models import ColumnRoles, cohort_filter, labelled_rows, model_inputs
+from lyskegle.models import ColumnRoles, cohort_filter, labelled_rows, model_inputs, sample_positions
 from lyskegle.privacy import suppress_small_cells
 
 log = logging.getLogger("lyskegle.pipelines.insights")
@@ -57,14 +59,19 @@ def main() -> None:
     features = io.read_parquet_where(args.features, cohort_filter(cohorts, args.target), ["as_of", "person_id"])
     rows, _ = labelled_rows(features, cohorts, args.target)
     del features
-    test_dates = pd.to_datetime(pd.Series(info["test_as_of"]))
-    train_dates = pd.to_datetime(pd.Series(info["train_as_of"]))
-    test = rows[rows["as_of"].isin(test_dates)].reset_index(drop=True)
-    train = rows[rows["as_of"].isin(train_dates)].reset_index(drop=True)
-    if test.empty or train.empty:
+    as_of = rows["as_of"]
+    test = rows[as_of.isin(pd.to_datetime(pd.Series(info["test_as_of"])))].reset_index(drop=True)
+    train_at = np.flatnonzero(as_of.isin(pd.to_datetime(pd.Series(info["train_as_of"]))))
+    if test.empty or not len(train_at):
         raise ValueError(f"{args.target}: no labelled rows at the model's training or test as-of dates "
                          f"({info['train_as_of']} / {info['test_as_of']})")
-    log.info("%s: %d training rows, %d test rows", args.target, len(train), len(test))
+    # the expected-rate model fits on a sample, as training does: a copy of every training row
+    # would be gigabytes at national scale
+    fit_at = sample_positions(train_at, params.expected_model.max_fit_rows, np.random.default_rng(params.random_state))
+    train = rows.iloc[fit_at].reset_index(drop=True)
+    cohort = rows[["person_id", "as_of", "label"]]
+    del rows
+    log.info("%s: %d training rows (%d fitted), %d test rows", args.target, len(train_at), len(train), len(test))
 
     roles = ColumnRoles(
         numeric=tuple(info["inputs"]["numeric"]),
@@ -82,7 +89,8 @@ def main() -> None:
     io.write_csv(importance.drop(columns="suppressed"), args.reports / "feature_families.csv")
 
     log.info("%s: stairwell effects against a model without stairwell features", args.target)
-    settings = ExpectedModelSettings(**params.expected_model.model_dump(), random_state=params.random_state)
+    settings = ExpectedModelSettings(**params.expected_model.model_dump(exclude={"max_fit_rows"}),
+                                     random_state=params.random_state)
     test["expected"] = expected_without_stairwell(train, train["label"].to_numpy(), test, families, settings,
                                                   candidates=roles.numeric)
     stairwells = stairwell_effects(test[["stairwell_id", "person_id", "label", "expected"]], min_persons=min_cell,
@@ -90,12 +98,12 @@ def main() -> None:
     io.write_csv(stairwells, args.reports / "stairwells.csv")
 
     log.info("%s: subgroup discovery (at least %d persons each)", args.target, params.min_subgroup)
-    population = io.read_parquet(args.ingested / "population.parquet")
-    dwellings = io.read_parquet(args.ingested / "dwellings.parquet", columns=["dwelling_id", "area"])
-    education = io.read_parquet(args.ingested / "education.parquet", columns=["person_id", "year", "education_group"])
-    benefits = io.read_parquet(args.ingested / "benefits.parquet", columns=["person_id", "code", "first_week", "n_weeks"])
+    population = io.read_parquet(args.ingested / "population.parquet", columns=list(ATTRIBUTE_SOURCES["population"]))
+    dwellings = io.read_parquet(args.ingested / "dwellings.parquet", columns=list(ATTRIBUTE_SOURCES["dwellings"]))
+    education = io.read_parquet(args.ingested / "education.parquet", columns=list(ATTRIBUTE_SOURCES["education"]))
+    benefits = io.read_parquet(args.ingested / "benefits.parquet", columns=list(ATTRIBUTE_SOURCES["benefits"]))
     attributes = readable_attributes(
-        rows[["person_id", "as_of", "label"]].assign(as_of=rows["as_of"].dt.date), population, dwellings, education,
+        cohort.assign(as_of=cohort["as_of"].dt.date), population, dwellings, education,
         benefits, top_citizenships=params.subgroup_top_citizenships,
     )
     subgroups = discover_subgroups(

@@ -40,7 +40,15 @@ from scipy import sparse
 from sklearn.metrics import average_precision_score, precision_score, roc_auc_score
 
 from lyskegle.features import model_feature_columns
-from lyskegle.models import Candidate, ColumnRoles, build_pipeline, column_roles, model_inputs, predict_scores
+from lyskegle.models import (
+    Candidate,
+    ColumnRoles,
+    build_pipeline,
+    column_roles,
+    model_inputs,
+    predict_scores,
+    sample_positions,
+)
 from lyskegle.privacy import suppress_small_cells
 
 #: attribute name -> prediction column. Intersections are built from these.
@@ -590,8 +598,8 @@ def origin_comparison(
         return {"ran": False, "reason": "the features have no origin family to include"}
     as_of = _dates(rows["as_of"])
     train_at = np.flatnonzero(as_of.isin(set(train_as_of)).to_numpy())
-    if max_fit_rows is not None and len(train_at) > max_fit_rows:
-        train_at = np.sort(np.random.default_rng(random_state).choice(train_at, size=max_fit_rows, replace=False))
+    if max_fit_rows is not None:
+        train_at = sample_positions(train_at, max_fit_rows, np.random.default_rng(random_state))
     train_rows = rows.iloc[train_at]
     test_rows = rows.loc[as_of.isin(set(test_as_of)).to_numpy()]
     labels = train_rows["label"].to_numpy("int64")

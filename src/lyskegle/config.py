@@ -224,6 +224,7 @@ class ExpectedRateModelParams(Section):
     max_iter: int = Field(200, ge=1, le=10_000)
     learning_rate: float = Field(0.1, gt=0, le=1)
     min_samples_leaf: int = Field(40, ge=1)
+    max_fit_rows: int = Field(300_000, ge=1_000)
 
 
 class InsightParams(Section):

@@ -281,6 +281,15 @@ ATTRIBUTE_NAMES = {
 }
 
 
+#: the columns of the ingested tables :func:`readable_attributes` reads (the stage reads no others)
+ATTRIBUTE_SOURCES = {
+    "population": ("person_id", "year", "birth_date", "sex", "origin_type", "citizenship", "dwelling_id", "family_id"),
+    "dwellings": ("dwelling_id", "area"),
+    "education": ("person_id", "year", "education_group"),
+    "benefits": ("person_id", "code", "first_week", "n_weeks"),
+}
+
+
 def readable_attributes(
     cohort: pd.DataFrame,
     population: pd.DataFrame,
@@ -293,46 +302,51 @@ def readable_attributes(
     """Readable attributes of each cohort row, known at its as-of date, for subgroup discovery.
 
     ``cohort`` has ``person_id``, ``as_of`` (date) and ``label``; the other frames are the ingested
-    tables of docs/DATA_MODEL.md. Uses ``bef`` of the as-of year, education of the year before and
-    benefit weeks of the 52 weeks before the as-of week. Returns ``person_id``, ``as_of``,
-    ``label`` and one string column per attribute in :data:`ATTRIBUTE_NAMES`, each value already a
-    Danish phrase, with the English phrase in a twin column ``<attribute>_en``.
+    tables of docs/DATA_MODEL.md (at least the columns of :data:`ATTRIBUTE_SOURCES`). Uses ``bef``
+    of the as-of year, education of the year before and benefit weeks of the 52 weeks before the
+    as-of week. Returns ``person_id``, ``as_of``, ``label`` and one categorical column per
+    attribute in :data:`ATTRIBUTE_NAMES`, each value already a Danish phrase, with the English
+    phrase in a twin column ``<attribute>_en``.
     """
     out = cohort[["person_id", "as_of", "label"]].reset_index(drop=True).copy()
     as_of = pd.to_datetime(out["as_of"])
     out["_year"] = as_of.dt.year.astype("int64")
 
-    people = population.assign(_year=population["year"].astype("int64"))
-    people = people[["person_id", "_year", "birth_date", "sex", "origin_type", "citizenship", "dwelling_id", "family_id"]]
+    people = population[list(ATTRIBUTE_SOURCES["population"])]
+    people = people[people["year"].astype("int64").isin(out["_year"].unique())]
+    people = people.assign(_year=people["year"].astype("int64")).drop(columns="year")
+    # household sizes count every resident; the attributes are needed for the cohort's persons only
     household_size = people.groupby(["_year", "family_id"]).size().rename("_household_size")
+    people = people[people["person_id"].isin(out["person_id"].unique())]
     people = people.join(household_size, on=["_year", "family_id"])
     people = people.merge(dwellings[["dwelling_id", "area"]], on="dwelling_id", how="left")
     out = out.merge(people, on=["person_id", "_year"], how="left")
+    del people, household_size
 
     schooling = education.assign(_year=education["year"].astype("int64") + 1)[["person_id", "_year", "education_group"]]
     out = out.merge(schooling.drop_duplicates(["person_id", "_year"]), on=["person_id", "_year"], how="left")
 
+    result = out[["person_id", "as_of", "label"]].copy()
+
+    def put(attribute: str, danish: pd.Series | np.ndarray, english: pd.Series | np.ndarray) -> None:
+        # one attribute at a time, as categories: millions of rows of repeated phrases
+        result[attribute] = pd.Categorical(np.asarray(danish, dtype=object))
+        result[f"{attribute}_en"] = pd.Categorical(np.asarray(english, dtype=object))
+
     birth = pd.to_datetime(out["birth_date"])
     age = as_of.dt.year - birth.dt.year - ((as_of.dt.month < birth.dt.month) | ((as_of.dt.month == birth.dt.month) & (as_of.dt.day < birth.dt.day))).astype("int64")
-    da, en = {}, {}
-    da["age_band"], en["age_band"] = _bands(age, AGE_BANDS)
-    da["sex"], en["sex"] = _named(out["sex"], SEX_NAMES)
-    da["origin"], en["origin"] = _named(out["origin_type"], ORIGIN_NAMES)
-    da["citizenship"], en["citizenship"] = _citizenship(out["citizenship"], top_citizenships)
-    da["education"], en["education"] = _named(out["education_group"], EDUCATION_NAMES)
+    put("age_band", *_bands(age, AGE_BANDS))
+    put("sex", *_named(out["sex"], SEX_NAMES))
+    put("origin", *_named(out["origin_type"], ORIGIN_NAMES))
+    put("citizenship", *_citizenship(out["citizenship"], top_citizenships))
+    put("education", *_named(out["education_group"], EDUCATION_NAMES))
     area = out["area"].astype("string")
-    da["area"] = ("område " + area).fillna("uden for boligområde")
-    en["area"] = ("area " + area).fillna("outside housing areas")
+    put("area", ("område " + area).fillna("uden for boligområde"), ("area " + area).fillna("outside housing areas"))
     size = out["_household_size"]
-    da["household"] = pd.Series(np.select([size == 1, size == 2, size >= 3], ["bor alene", "2 personer", "3 eller flere"], "ukendt"))
-    en["household"] = pd.Series(np.select([size == 1, size == 2, size >= 3], ["lives alone", "2 persons", "3 or more"], "unknown"))
-    da["support_last_year"], en["support_last_year"] = _support_bands(out, benefits)
-
-    result = out[["person_id", "as_of", "label"]].copy()
-    for attribute in ATTRIBUTE_NAMES:
-        result[attribute] = pd.Series(da[attribute]).astype("string").to_numpy()
-        result[f"{attribute}_en"] = pd.Series(en[attribute]).astype("string").to_numpy()
-    return result
+    put("household", np.select([size == 1, size == 2, size >= 3], ["bor alene", "2 personer", "3 eller flere"], "ukendt"),
+        np.select([size == 1, size == 2, size >= 3], ["lives alone", "2 persons", "3 or more"], "unknown"))
+    put("support_last_year", *_support_bands(out, benefits))
+    return result[["person_id", "as_of", "label", *(c for a in ATTRIBUTE_NAMES for c in (a, f"{a}_en"))]]
 
 
 def _bands(values: pd.Series, bands: Sequence[tuple[int, int, str]]) -> tuple[pd.Series, pd.Series]:
@@ -414,7 +428,7 @@ def discover_subgroups(
     labels = labelled["label"].to_numpy(dtype="int64")
     codes, values = {}, {}
     for attribute in attributes:
-        codes[attribute], values[attribute] = pd.factorize(labelled[attribute].fillna("ukendt"), sort=True)
+        codes[attribute], values[attribute] = pd.factorize(labelled[attribute].astype("string").fillna("ukendt"), sort=True)
     person_codes = pd.factorize(labelled["person_id"])[0]
 
     def mask_of(key: tuple) -> np.ndarray:

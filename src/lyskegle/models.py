@@ -258,7 +258,7 @@ def labelled_rows(features: pd.DataFrame, cohorts: pd.DataFrame, target: str) ->
     return joined, counts
 
 
-def _sample(positions: np.ndarray, max_rows: int, rng: np.random.Generator) -> np.ndarray:
+def sample_positions(positions: np.ndarray, max_rows: int, rng: np.random.Generator) -> np.ndarray:
     """At most ``max_rows`` of ``positions``, drawn without replacement, in their original order."""
     if len(positions) <= max_rows:
         return positions
@@ -350,7 +350,7 @@ def _train_and_evaluate(
 
     def fit(candidate: Candidate, at: np.ndarray) -> Pipeline:
         pipeline = build_pipeline(candidate, roles, params.random_state, stairwell_encoder)
-        at = _sample(at, params.max_fit_rows, rng)
+        at = sample_positions(at, params.max_fit_rows, rng)
         return pipeline.fit(model_inputs(rows.iloc[at], roles), labels[at])
 
     def predict(model: Any, at: np.ndarray) -> np.ndarray:
@@ -363,7 +363,7 @@ def _train_and_evaluate(
             notify(f"{candidate.name}: fold {number}/{len(folds)} (validate {fold.validate_as_of})")
             model = fit(candidate, positions(fold.fit_as_of))
             # a sample scores a fold as precisely as all rows, at a fraction of the prediction time
-            validate = _sample(positions_of[fold.validate_as_of], params.max_fit_rows, rng)
+            validate = sample_positions(positions_of[fold.validate_as_of], params.max_fit_rows, rng)
             scores = score_metrics(labels[validate], predict(model, validate), params.top_k_percent)
             selection_rows.append({"candidate": candidate.name, "kind": candidate.kind, "fold": number,
                                    "validate_as_of": fold.validate_as_of, "rows": len(validate), **scores})
@@ -378,7 +378,7 @@ def _train_and_evaluate(
         model = fit(chosen, positions(split.train_as_of))
     else:
         notify(f"{chosen.name}: {params.calibration} calibration on {folds[-1].validate_as_of}")
-        at = _sample(calibration_rows, params.max_fit_rows, rng)
+        at = sample_positions(calibration_rows, params.max_fit_rows, rng)
         model = CalibratedClassifierCV(FrozenEstimator(last_fold_models[chosen.name]), method=params.calibration)
         model.fit(model_inputs(rows.iloc[at], roles), labels[at])
 
@@ -468,7 +468,7 @@ def permutation_importance_table(model: Any, rows: pd.DataFrame, positions: np.n
     aggregates over the whole sample.
     """
     rng = np.random.default_rng(random_state)
-    at = _sample(np.arange(len(positions)), n_rows, rng)
+    at = sample_positions(np.arange(len(positions)), n_rows, rng)
     inputs = model_inputs(rows.iloc[np.asarray(positions)[at]], roles)
     result = permutation_importance(model, inputs, np.asarray(labels)[at], scoring="average_precision",
                                     n_repeats=n_repeats, random_state=random_state, n_jobs=1)
