@@ -85,6 +85,38 @@ def test_metric_intervals_bracket_the_value():
     assert 0.6 < found["roc_auc"]["value"] < 0.9
 
 
+def test_metrics_on_score_cells_equal_the_metrics_on_the_rows():
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    from lyskegle.report import _weighted, score_cells
+
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 2, 3000)
+    scores = np.round(labels * 0.2 + rng.uniform(size=3000), 1)  # few distinct scores, many ties
+    cell_scores, cell_labels, counts = score_cells(labels, scores)
+    assert counts.sum() == 3000 and len(counts) <= 2 * len(np.unique(scores))
+    weights = rng.multinomial(3000, counts / 3000)  # one bootstrap draw, as counts per cell
+    rows_labels, rows_scores = np.repeat(cell_labels, weights), np.repeat(cell_scores, weights)
+    for metric in (roc_auc_score, average_precision_score):
+        assert _weighted(metric, cell_labels, cell_scores, counts) == pytest.approx(metric(labels, scores), abs=1e-12)
+        assert _weighted(metric, cell_labels, cell_scores, weights) == pytest.approx(metric(rows_labels, rows_scores), abs=1e-12)
+
+
+def test_metric_intervals_match_a_bootstrap_over_rows():
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(4)
+    labels = rng.integers(0, 2, 2000)
+    scores = np.round(labels * 0.3 + rng.uniform(size=2000), 2)
+    found = metric_intervals(labels, scores, samples=400, level=0.9, random_state=5)["roc_auc"]
+    draws = [rng.integers(0, 2000, 2000) for _ in range(400)]
+    by_rows = np.quantile([roc_auc_score(labels[d], scores[d]) for d in draws], [0.05, 0.95])
+    # two bootstraps of the same data: their 90 % bounds agree to well within the interval's width
+    width = by_rows[1] - by_rows[0]
+    assert found["low"] == pytest.approx(by_rows[0], abs=0.15 * width)
+    assert found["high"] == pytest.approx(by_rows[1], abs=0.15 * width)
+
+
 def test_danish_number_formats():
     assert danish_number(1234.5) == "1.234,5"
     assert danish_percent(0.456) == "45,6 %"

@@ -114,21 +114,42 @@ def precision_at_k(labels: np.ndarray, scores: np.ndarray, percents: Sequence[fl
 
 def metric_intervals(labels: np.ndarray, scores: np.ndarray, *, samples: int, level: float, random_state: int) -> dict[str, dict[str, float]]:
     """ROC AUC and average precision with percentile bootstrap intervals over rows:
-    ``{metric: {value, low, high}}``; ``low``/``high`` are NaN with no bootstrap samples."""
+    ``{metric: {value, low, high}}``; ``low``/``high`` are NaN with no bootstrap samples.
+
+    Rows with the same score and label are interchangeable, so the rows are kept as cells (each
+    distinct score and label with its count) and a bootstrap sample of all rows is drawn as
+    multinomial counts over the cells, the same distribution as drawing rows. Each metric is
+    computed on the cells with their counts as weights, which equals computing it on the rows.
+    A calibrated model has few distinct scores: at a million rows this is what keeps the page fast.
+    """
     labels = np.asarray(labels, dtype="int64")
     scores = np.asarray(scores, dtype="float64")
     metrics = {"roc_auc": roc_auc_score, "average_precision": average_precision_score}
-    out = {}
+    if labels.min(initial=0) == labels.max(initial=0):
+        return {name: {"value": float("nan"), "low": float("nan"), "high": float("nan")} for name in metrics}
+    cell_scores, cell_labels, counts = score_cells(labels, scores)
     rng = np.random.default_rng(random_state)
-    draws = [rng.integers(0, len(labels), len(labels)) for _ in range(samples)]
+    draws = [rng.multinomial(len(labels), counts / len(labels)) for _ in range(samples)]
+    draws = [d for d in draws if 0 < d[cell_labels == 1].sum() < len(labels)]  # both classes drawn
+    out = {}
     for name, metric in metrics.items():
-        if labels.min(initial=0) == labels.max(initial=0):
-            out[name] = {"value": float("nan"), "low": float("nan"), "high": float("nan")}
-            continue
-        values = [metric(labels[d], scores[d]) for d in draws if 0 < labels[d].sum() < len(d)]
+        values = [_weighted(metric, cell_labels, cell_scores, weights) for weights in draws]
         low, high = (np.quantile(values, [(1 - level) / 2, (1 + level) / 2]) if values else (np.nan, np.nan))
-        out[name] = {"value": float(metric(labels, scores)), "low": float(low), "high": float(high)}
+        out[name] = {"value": _weighted(metric, cell_labels, cell_scores, counts), "low": float(low), "high": float(high)}
     return out
+
+
+def score_cells(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The distinct (score, label) pairs of the rows and how many rows hold each: ``(scores, labels, counts)``."""
+    distinct, inverse = np.unique(scores, return_inverse=True)
+    counts = np.bincount(inverse * 2 + labels, minlength=2 * len(distinct))
+    present = np.flatnonzero(counts)
+    return distinct[present // 2], present % 2, counts[present]
+
+
+def _weighted(metric: Any, labels: np.ndarray, scores: np.ndarray, weights: np.ndarray) -> float:
+    drawn = weights > 0
+    return float(metric(labels[drawn], scores[drawn], sample_weight=weights[drawn]))
 
 
 # --------------------------------------------------------------------------------------------------
