@@ -133,6 +133,7 @@ def _training_inputs(args: argparse.Namespace) -> dict | None:
     if any(p is None for p in paths):
         return None
     info = io.read_json(args.model_info)
+    train = load_section(args.params, "train")
     cohorts = io.read_parquet(args.cohorts, columns=["target", "as_of", "person_id", "label", "censored"])
     # the target's rows only
     features = io.read_parquet_where(args.features, cohort_filter(cohorts, args.target), ["as_of", "person_id"])
@@ -140,6 +141,7 @@ def _training_inputs(args: argparse.Namespace) -> dict | None:
     inputs = info["inputs"]
     return {
         "model": io.read_model(args.model), "info": info, "rows": rows, "families": io.read_json(args.families),
+        "max_fit_rows": train.max_fit_rows, "random_state": train.random_state,
         "roles": ColumnRoles(tuple(inputs["numeric"]), tuple(inputs["categorical"]), inputs.get("stairwell")),
         "train_as_of": [dt.date.fromisoformat(str(d)) for d in info["train_as_of"]],
         "test_as_of": [dt.date.fromisoformat(str(d)) for d in info["test_as_of"]],
@@ -152,7 +154,8 @@ def _overfitting(training: dict | None, predictions: pd.DataFrame, max_gap: floa
         return {"ran": False, "passed": False, "why": why}, [f"overfitting: could not be checked: {why}"]
     log.info("scoring the training period for the overfitting check")
     train_auc = audit.training_period_auc(training["model"], training["rows"], training["roles"],
-                                          training["train_as_of"])
+                                          training["train_as_of"], max_rows=training["max_fit_rows"],
+                                          random_state=training["random_state"])
     labels = predictions["label"].to_numpy("int64")
     test_auc = float(roc_auc_score(labels, predictions["score"].to_numpy("float64")))
     check = {"ran": True, **audit.train_test_gap(train_auc, test_auc, max_gap)}

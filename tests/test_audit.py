@@ -15,7 +15,7 @@ from sklearn.metrics import precision_score, roc_auc_score
 from lyskegle import io
 from lyskegle.features import model_feature_columns
 from lyskegle.identifier_scan import shown_small_cells
-from lyskegle.models import Candidate, build_pipeline, column_roles, model_inputs
+from lyskegle.models import Candidate, ColumnRoles, build_pipeline, column_roles, model_inputs
 from lyskegle.audit import (
     AuditInputError,
     FairnessRule,
@@ -26,6 +26,7 @@ from lyskegle.audit import (
     group_figures,
     shown_fairness_table,
     train_test_gap,
+    training_period_auc,
     verdict,
     weighted_figures,
 )
@@ -484,3 +485,34 @@ def test_the_priority_list_turns_chances_into_risk_of_the_adverse_outcome():
     assert as_priority_list(predictions, "highest_chance").equals(predictions)
     with pytest.raises(ValueError, match="audit.flag"):
         as_priority_list(predictions, "middle")
+
+
+class _CountingModel:
+    """Scores x1 as the probability and counts the rows it was asked to score."""
+
+    def __init__(self):
+        self.rows = 0
+
+    def predict_proba(self, frame):
+        self.rows += len(frame)
+        p = frame["x1"].to_numpy("float64")
+        return np.column_stack([1 - p, p])
+
+
+def test_the_training_period_auc_scores_at_most_max_rows():
+    rng = np.random.default_rng(0)
+    dates = [dt.date(2018, 1, 1), dt.date(2019, 1, 7), dt.date(2023, 1, 2)]
+    rows = pd.DataFrame({"as_of": pd.to_datetime(np.repeat(dates, 1000)), "label": rng.integers(0, 2, 3000)})
+    rows["x1"] = np.clip(0.3 * rows["label"] + rng.uniform(0, 0.7, 3000), 0, 1)
+    roles = ColumnRoles(("x1",), (), None)
+    train_rows = rows[rows["as_of"].dt.year < 2023]
+    everything = roc_auc_score(train_rows["label"], train_rows["x1"])
+
+    model = _CountingModel()
+    assert training_period_auc(model, rows, roles, dates[:2]) == pytest.approx(everything)
+    assert model.rows == 2000  # the training dates only, not the test date
+
+    model = _CountingModel()
+    sampled = training_period_auc(model, rows, roles, dates[:2], max_rows=500, random_state=1)
+    assert model.rows == 500
+    assert sampled == pytest.approx(everything, abs=0.06) and sampled != everything

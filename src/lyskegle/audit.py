@@ -566,17 +566,22 @@ def train_test_gap(train_auc: float, test_auc: float, max_gap: float) -> dict:
             "max_gap": float(max_gap), "passed": bool(gap <= max_gap)}
 
 
-def training_period_auc(model, rows: pd.DataFrame, roles: ColumnRoles, train_as_of: Sequence[dt.date]) -> float:
+def training_period_auc(model, rows: pd.DataFrame, roles: ColumnRoles, train_as_of: Sequence[dt.date],
+                        max_rows: int | None = None, random_state: int = 0) -> float:
     """ROC AUC of the trained ``model`` on the training period's rows (the data it learnt from).
 
     ``rows`` comes from :func:`lyskegle.models.labelled_rows` (``as_of``, ``label`` and the model
     inputs of ``roles``). Compared with the test ROC AUC, it shows how much the model memorised.
+    With ``max_rows``, a random sample of that many training rows is scored (training fits on such
+    a sample too; at 300,000 rows the AUC's standard error is about 0.001).
     """
-    inside = _dates(rows["as_of"]).isin(set(train_as_of)).to_numpy()
-    if not inside.any():
+    inside = np.flatnonzero(_dates(rows["as_of"]).isin(set(train_as_of)).to_numpy())
+    if not len(inside):
         raise AuditInputError(f"no labelled rows on the training as-of dates {list(train_as_of)}")
-    scores = predict_scores(model, rows, roles, np.flatnonzero(inside))
-    return float(roc_auc_score(rows.loc[inside, "label"].to_numpy("int64"), scores))
+    if max_rows is not None:
+        inside = sample_positions(inside, max_rows, np.random.default_rng(random_state))
+    scores = predict_scores(model, rows, roles, inside)
+    return float(roc_auc_score(rows["label"].to_numpy("int64")[inside], scores))
 
 
 def origin_comparison(
