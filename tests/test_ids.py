@@ -1,8 +1,10 @@
 import datetime as dt
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from lyskegle import ids
 from lyskegle.ids import as_of_runs, codes_in, cohort_members, shared_codes, sorted_distinct
 
 
@@ -25,3 +27,13 @@ def test_cohort_members_are_distinct_sorted_and_run_by_date():
     assert members["person_id"].tolist() == ["a", "b", "a"]
     assert list(as_of_runs(members["as_of"])) == [(day, 0, 2), (later, 2, 3)]
     assert list(as_of_runs(members["as_of"].iloc[:0])) == []
+
+
+def test_is_in_and_float_by_id_agree_with_pandas_on_arrow_text():
+    values = pd.Series(["b", None, "a", "c", "a"], dtype="string[pyarrow]")
+    for members in ({"a", "x"}, pd.Index(["c"]), pd.Series(["b", "a"], dtype="string[pyarrow]"), []):
+        expected = values.isin(list(members)).fillna(False).to_numpy(bool)
+        assert ids.is_in(values, members).tolist() == expected.tolist()
+    table = pd.Series([2.5, 1.0], index=pd.Index(["a", "c"], dtype="string[pyarrow]"))
+    np.testing.assert_array_equal(ids.float_by_id(values, table), values.map(table).to_numpy("float64", na_value=np.nan))
+    assert np.isnan(ids.float_by_id(values, table.iloc[:0])).all()

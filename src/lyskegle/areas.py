@@ -23,6 +23,7 @@ import pandas as pd
 from lyskegle.calendar import month_index, week_index
 from lyskegle.codes import CENSORING_CODES, GROUPS, is_public_support
 from lyskegle.countries import DENMARK
+from lyskegle.ids import float_by_id, is_in
 from lyskegle.privacy import suppress_small_cells
 from lyskegle.status import code_in_week, employed_in_month, on_support_in_week
 
@@ -107,9 +108,10 @@ def area_indicators(
     """
     people = residents_by_year(population, dwellings)
     years = sorted(people["year"].unique())
+    convictions = convictions.assign(decision_date=pd.to_datetime(convictions["decision_date"]))  # once, not per year
     # moves and the elevator effect follow persons who live in a housing area in some year; no one
     # else can move in, out or within one, so the lookups hold them only
-    ever = people[people["person_id"].isin(people.loc[people["area"].notna(), "person_id"].unique())]
+    ever = people[is_in(people["person_id"], people.loc[people["area"].notna(), "person_id"].unique())]
     area_of = ever.set_index(["year", "person_id"])["area"]
     dwelling_of = ever.set_index(["year", "person_id"])["dwelling_id"]
     del ever
@@ -148,24 +150,24 @@ def _criteria_of_year(
     western_countries: Collection[str],
 ) -> pd.DataFrame:
     november = dt.date(year - 1, 11, 15)
-    employed = set(employed_in_month(employment, month_index(year - 1, 11)))
+    employed = employed_in_month(employment, month_index(year - 1, 11))
     codes = code_in_week(benefits, week_index(november))
-    students = set(codes.index[codes.isin(list(STUDENT_CODES))])
+    students = codes.index[codes.isin(list(STUDENT_CODES))]
 
     def in_education(frame: pd.DataFrame) -> pd.Series:
-        return frame["person_id"].isin(students)
+        return pd.Series(is_in(frame["person_id"], students), index=frame.index)
 
     residents = residents.assign(
         _working_age=residents["age"].between(18, 64),
-        _outside=~(residents["person_id"].isin(employed) | in_education(residents)),
+        _outside=~(is_in(residents["person_id"], employed) | in_education(residents)),
         _non_western=_non_western(residents, western_countries),
         _adult=residents["age"] >= 18,
     )
     convicted = convictions[
         convictions["offence_type"].isin(COUNTED_OFFENCES)
-        & (pd.to_datetime(convictions["decision_date"]).dt.year == year - 1)
+        & (convictions["decision_date"].dt.year == year - 1)
     ]["person_id"].unique()
-    residents["_convicted"] = residents["person_id"].isin(convicted)
+    residents["_convicted"] = is_in(residents["person_id"], convicted)
 
     schooling = education[education["year"].astype("int64") == year - 1].drop_duplicates("person_id")
     residents = residents.merge(schooling[["person_id", "education_group"]], on="person_id", how="left")
@@ -173,9 +175,9 @@ def _criteria_of_year(
     residents["_basic_only"] = residents["_30_59_known"] & (residents["education_group"] == 10)
 
     earnings = income[income["year"].astype("int64") == year - 1].drop_duplicates("person_id").set_index("person_id")["total_income"]
-    residents["_income"] = residents["person_id"].map(earnings)
+    residents["_income"] = float_by_id(residents["person_id"], earnings)
     residents["_income_counted"] = residents["age"].between(15, 64) & ~in_education(residents) & residents["_income"].notna()
-    reference = everyone.assign(_income=everyone["person_id"].map(earnings))
+    reference = everyone.assign(_income=float_by_id(everyone["person_id"], earnings))
     reference = reference[reference["age"].between(15, 64) & ~in_education(reference) & reference["_income"].notna()]
     reference_income = reference["_income"].mean() if len(reference) else np.nan
 
@@ -196,7 +198,7 @@ def _criteria_of_year(
     })
     # before the data begin nobody is seen working or studying: unknown, not "everyone outside"
     dream_known = not benefits.empty and week_index(november) >= int(benefits["first_week"].min())
-    convictions_known = not convictions.empty and year - 1 >= pd.to_datetime(convictions["decision_date"]).dt.year.min()
+    convictions_known = not convictions.empty and year - 1 >= convictions["decision_date"].dt.year.min()
     out["outside_work_education_share"] = _known_only(_share(out["_outside_18_64"], out["persons_18_64"]), dream_known)
     out["non_western_share"] = _share(out["_non_western"], out["residents"])
     out["convicted_share"] = _known_only(_share(out["_convicted_18_plus"], out["persons_18_plus"]), convictions_known)
@@ -260,7 +262,7 @@ def _moves_of_year(
 
     start_week, next_week = week_index(dt.date(year, 1, 1)), week_index(dt.date(year + 1, 1, 1))
     adults = residents[residents["age"].between(18, 64)]
-    on_support = adults[adults["person_id"].isin(on_support_in_week(benefits, start_week))]
+    on_support = adults[is_in(adults["person_id"], on_support_in_week(benefits, start_week))]
     if after is None or benefits.empty or next_week >= int((benefits["first_week"] + benefits["n_weeks"]).max()):
         for column in ("persons_left_support", "move_out_rate_left_support", "persons_stayed_on_support", "move_out_rate_stayed_on_support"):
             out[column] = np.nan
@@ -270,7 +272,7 @@ def _moves_of_year(
     still = pd.Series(is_public_support(next_code.fillna(0).to_numpy("int64")), index=on_support.index)
     gone = next_code.isin(list(CENSORING_CODES))
     area_next = on_support["person_id"].map(after)
-    present_next = on_support["person_id"].isin(after.index)
+    present_next = pd.Series(is_in(on_support["person_id"], after.index), index=on_support.index)
     moved = present_next & (area_next != on_support["area"]).fillna(True)
     followed = pd.DataFrame({
         "area": on_support["area"],

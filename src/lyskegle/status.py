@@ -24,10 +24,9 @@ def support_weeks_between(benefits: pd.DataFrame, start_week: int, end_week: int
 
     Persons without any such week are absent from the result (read them as 0).
     """
-    runs = benefits[is_public_support(benefits["code"].to_numpy())]
-    weeks = _overlap(runs["first_week"].to_numpy("int64"), runs["n_weeks"].to_numpy("int64"), start_week, end_week)
-    counted = pd.Series(weeks, index=runs["person_id"].to_numpy()).loc[lambda s: s > 0]
-    return counted.groupby(level=0, sort=True).sum().rename("support_weeks")
+    weeks = _overlap(benefits["first_week"].to_numpy("int64"), benefits["n_weeks"].to_numpy("int64"), start_week, end_week)
+    counted = (weeks > 0) & is_public_support(benefits["code"].to_numpy())
+    return _sum_by_person(weeks, benefits["person_id"], counted).rename("support_weeks")
 
 
 def code_in_week(benefits: pd.DataFrame, week: int) -> pd.Series:
@@ -50,10 +49,16 @@ def employed_months_between(employment: pd.DataFrame, start_month: int, end_mont
         employment["first_month"].to_numpy("int64"), employment["n_months"].to_numpy("int64"),
         start_month, end_month,
     )
-    counted = pd.Series(months, index=employment["person_id"].to_numpy()).loc[lambda s: s > 0]
-    return counted.groupby(level=0, sort=True).sum().rename("employed_months")
+    return _sum_by_person(months, employment["person_id"], months > 0).rename("employed_months")
 
 
 def employed_in_month(employment: pd.DataFrame, month: int) -> pd.Index:
     """Persons with work in ``month``."""
     return employed_months_between(employment, month, month + 1).index
+
+
+def _sum_by_person(values: np.ndarray, person_id: pd.Series, counted: np.ndarray) -> pd.Series:
+    """Sum of the counted ``values`` per person, indexed by sorted ``person_id``. Only the counted
+    runs' ids are turned into index values: at a million persons most runs lie outside a window."""
+    persons = person_id.array[counted].to_numpy()
+    return pd.Series(values[counted], index=persons).groupby(level=0, sort=True).sum()
