@@ -173,6 +173,17 @@ def test_the_walker_names_each_file_with_a_planted_number(written_outputs):
     assert record["passed"] is False
 
 
+def test_a_cpr_number_stored_as_an_integer_in_parquet_is_found_at_its_row(tmp_path):
+    # 101701234 is 0101701234 without its leading zero; rows past the first batch are numbered on
+    frame = pd.DataFrame({"amount": np.arange(2_000_000, dtype="int64"), "code": ["x"] * 2_000_000})
+    frame.loc[3, "amount"] = 101701234
+    frame.loc[1_500_000, "code"] = f"note {SYNTHETIC_CPR}"
+    io.write_parquet(frame, tmp_path / "numbers.parquet")
+    hits = identifier_scan.scan_file(tmp_path / "numbers.parquet", None)
+    assert [h["where"] for h in hits if h["where"].startswith("column")] == [
+        "column amount, row 3", "column code, row 1500000"]
+
+
 def test_the_walker_reports_no_hit_value_only_where_it_is(written_outputs):
     stage = identifier_scan
     record = stage.scan_outputs([written_outputs / "reports"], [], None)
