@@ -26,7 +26,7 @@ from lyskegle import audit, io, privacy, tracking
 from lyskegle.config import load_section
 from lyskegle.encoders import StairwellRateEncoder
 from lyskegle.identifier_scan import privacy_checks
-from lyskegle.models import Candidate, ColumnRoles, cohort_filter, labelled_rows
+from lyskegle.models import Candidate, ColumnRoles, cohort_filter, labelled_rows, sampled_cohort
 
 log = logging.getLogger("lyskegle.pipelines.audit")
 
@@ -135,15 +135,19 @@ def _training_inputs(args: argparse.Namespace) -> dict | None:
     info = io.read_json(args.model_info)
     train = load_section(args.params, "train")
     cohorts = io.read_parquet(args.cohorts, columns=["target", "as_of", "person_id", "label", "censored"])
-    # the target's rows only
+    train_as_of = [dt.date.fromisoformat(str(d)) for d in info["train_as_of"]]
+    # the target's rows only, and of the training period only the random train.max_fit_rows that
+    # the overfitting check scores and the origin comparison fits on
+    cohorts = sampled_cohort(cohorts, args.target, train_as_of, train.max_fit_rows, train.random_state)
     features = io.read_parquet_where(args.features, cohort_filter(cohorts, args.target), ["as_of", "person_id"])
     rows, _ = labelled_rows(features, cohorts, args.target)
+    del features
     inputs = info["inputs"]
     return {
         "model": io.read_model(args.model), "info": info, "rows": rows, "families": io.read_json(args.families),
         "max_fit_rows": train.max_fit_rows, "random_state": train.random_state,
         "roles": ColumnRoles(tuple(inputs["numeric"]), tuple(inputs["categorical"]), inputs.get("stairwell")),
-        "train_as_of": [dt.date.fromisoformat(str(d)) for d in info["train_as_of"]],
+        "train_as_of": train_as_of,
         "test_as_of": [dt.date.fromisoformat(str(d)) for d in info["test_as_of"]],
     }
 

@@ -178,3 +178,21 @@ def test_gradient_boosting_trains_when_a_column_is_missing_in_every_row():
     assert scores.shape == (len(rows),) and np.isfinite(scores).all()
     dropped = DropEmptyColumns().fit(pd.DataFrame({"a": [1.0, np.nan], "b": [np.nan, np.nan]}))
     assert dropped.get_feature_names_out().tolist() == ["a"]
+
+
+def test_sampled_cohort_keeps_every_other_row_and_a_sample_of_the_sampled_dates():
+    from lyskegle.models import sampled_cohort
+
+    dates = [dt.date(2018, 1, 1), dt.date(2019, 1, 7), dt.date(2023, 1, 2)]
+    cohorts = pd.DataFrame({
+        "target": ["t"] * 30 + ["other"] * 5, "as_of": [d for d in dates for _ in range(10)] + [dates[0]] * 5,
+        "person_id": [f"p{i}" for i in range(35)], "label": [1.0] * 35, "censored": [False] * 35,
+    })
+    cohorts.loc[0, "censored"] = True  # never kept: not usable
+    kept = sampled_cohort(cohorts, "t", dates[:2], max_rows=4, random_state=0)
+    assert set(kept["target"]) == {"t"} and "p0" not in set(kept["person_id"])
+    assert (kept["as_of"] == dates[2]).sum() == 10  # outside the sampled dates: all
+    assert kept["as_of"].isin(dates[:2]).sum() == 4
+    again = sampled_cohort(cohorts, "t", dates[:2], max_rows=4, random_state=0)
+    assert kept["person_id"].tolist() == again["person_id"].tolist()
+    assert len(sampled_cohort(cohorts, "t", dates[:2], max_rows=100, random_state=0)) == 29

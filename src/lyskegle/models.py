@@ -200,6 +200,19 @@ def cohort_filter(cohorts: pd.DataFrame, target: str) -> Callable[[pd.DataFrame]
     return keep
 
 
+def sampled_cohort(cohorts: pd.DataFrame, target: str, sample_as_of: Sequence[dt.date], max_rows: int,
+                   random_state: int) -> pd.DataFrame:
+    """``target``'s usable cohort rows: all of them, except that of the rows at the ``sample_as_of``
+    dates a random ``max_rows`` are kept. A stage that fits or scores only a sample of the training
+    period reads the features of these rows alone (:func:`cohort_filter`), not of millions more."""
+    cohort = cohorts.loc[(cohorts["target"] == target) & ~_censored(cohorts)]
+    at = np.flatnonzero(pd.to_datetime(cohort["as_of"]).dt.date.isin(set(sample_as_of)).to_numpy())
+    keep = np.ones(len(cohort), dtype=bool)
+    keep[at] = False
+    keep[sample_positions(at, max_rows, np.random.default_rng(random_state))] = True
+    return cohort.iloc[np.flatnonzero(keep)]
+
+
 def _censored(cohort: pd.DataFrame) -> pd.Series:
     """Rows that cannot be used: flagged censored, or without a label."""
     return cohort["censored"].fillna(True).astype(bool) | cohort["label"].isna()
