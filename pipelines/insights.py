@@ -9,10 +9,10 @@ Writes to ``--reports`` (``reports/<target>``): ``feature_families.csv``, ``stai
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import logging
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from lyskegle import io
@@ -26,7 +26,7 @@ from lyskegle.insights import (
     readable_attributes,
     stairwell_effects,
 )
-from lyskegle.models import ColumnRoles, cohort_filter, labelled_rows, model_inputs, sample_positions
+from lyskegle.models import ColumnRoles, cohort_filter, labelled_rows, model_inputs, sampled_cohort
 from lyskegle.privacy import suppress_small_cells
 
 log = logging.getLogger("lyskegle.pipelines.insights")
@@ -55,23 +55,23 @@ def main() -> None:
             raise KeyError(f"{args.model_dir / 'model_info.json'}: '{key}' is missing")
 
     cohorts = io.read_parquet(args.cohorts, columns=["target", "as_of", "person_id", "label", "censored"])
-    # the target's rows only
-    features = io.read_parquet_where(args.features, cohort_filter(cohorts, args.target), ["as_of", "person_id"])
-    rows, _ = labelled_rows(features, cohorts, args.target)
+    # every labelled row's keys and label, for the subgroups; features only for the test rows and
+    # the random sample of training rows the expected-rate model fits on (all of them in a small
+    # extract): a copy of every training row would be gigabytes at national scale
+    labelled, _ = labelled_rows(io.read_parquet(args.features, columns=["as_of", "person_id"]), cohorts, args.target)
+    train_as_of = [dt.date.fromisoformat(str(d)) for d in info["train_as_of"]]
+    sampled = sampled_cohort(cohorts, args.target, train_as_of, params.expected_model.max_fit_rows, params.random_state)
+    features = io.read_parquet_where(args.features, cohort_filter(sampled, args.target), ["as_of", "person_id"])
+    rows, _ = labelled_rows(features, sampled, args.target)
     del features
-    as_of = rows["as_of"]
-    test = rows[as_of.isin(pd.to_datetime(pd.Series(info["test_as_of"])))].reset_index(drop=True)
-    train_at = np.flatnonzero(as_of.isin(pd.to_datetime(pd.Series(info["train_as_of"]))))
-    if test.empty or not len(train_at):
+    test = rows[rows["as_of"].isin(pd.to_datetime(pd.Series(info["test_as_of"])))].reset_index(drop=True)
+    train = rows[rows["as_of"].isin(pd.to_datetime(pd.Series(train_as_of)))].reset_index(drop=True)
+    del rows
+    if test.empty or train.empty:
         raise ValueError(f"{args.target}: no labelled rows at the model's training or test as-of dates "
                          f"({info['train_as_of']} / {info['test_as_of']})")
-    # the expected-rate model fits on a sample, as training does: a copy of every training row
-    # would be gigabytes at national scale
-    fit_at = sample_positions(train_at, params.expected_model.max_fit_rows, np.random.default_rng(params.random_state))
-    train = rows.iloc[fit_at].reset_index(drop=True)
-    cohort = rows[["person_id", "as_of", "label"]]
-    del rows
-    log.info("%s: %d training rows (%d fitted), %d test rows", args.target, len(train_at), len(train), len(test))
+    log.info("%s: %d labelled rows; the expected-rate model fits on %d training rows; %d test rows",
+             args.target, len(labelled), len(train), len(test))
 
     roles = ColumnRoles(
         numeric=tuple(info["inputs"]["numeric"]),
@@ -103,7 +103,7 @@ def main() -> None:
     education = io.read_parquet(args.ingested / "education.parquet", columns=list(ATTRIBUTE_SOURCES["education"]))
     benefits = io.read_parquet(args.ingested / "benefits.parquet", columns=list(ATTRIBUTE_SOURCES["benefits"]))
     attributes = readable_attributes(
-        cohort.assign(as_of=cohort["as_of"].dt.date), population, dwellings, education,
+        labelled.assign(as_of=labelled["as_of"].dt.date), population, dwellings, education,
         benefits, top_citizenships=params.subgroup_top_citizenships,
     )
     subgroups = discover_subgroups(
