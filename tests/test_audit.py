@@ -516,3 +516,13 @@ def test_the_training_period_auc_scores_at_most_max_rows():
     sampled = training_period_auc(model, rows, roles, dates[:2], max_rows=500, random_state=1)
     assert model.rows == 500
     assert sampled == pytest.approx(everything, abs=0.06) and sampled != everything
+
+
+def test_a_fairness_table_of_some_attributes_has_their_rows_of_the_full_table():
+    frame = predictions([("1", 200, 40, 20), ("2", 200, 20, 10)])
+    full = fairness_table(frame, rule(top_k_percent=15, bootstrap_samples=0), np.random.default_rng(0))
+    origin = fairness_table(frame, rule(top_k_percent=15, bootstrap_samples=0), np.random.default_rng(0),
+                            attributes=["origin_group"])
+    assert set(origin["attribute"]) == {"overall", "origin_group"}
+    expected = full[full["attribute"].isin(["overall", "origin_group"])].reset_index(drop=True)
+    pd.testing.assert_frame_equal(origin.reset_index(drop=True), expected)
