@@ -1,11 +1,17 @@
 """Full pipeline at a given size: wall time and peak memory per stage.
 
     python benchmarks/bench_pipeline.py --persons 1000000 [--workdir /tmp/lyskegle-bench]
+    python benchmarks/bench_pipeline.py --persons 1000000 --only audit@self_sufficient [--only ...]
 
 Copies the repository's tracked files to a scratch workspace, sets `synthesize.persons`, and runs
 `dvc repro --single-item` stage by stage in pipeline order, sampling the resident memory of the
 whole process tree every 0.2 s. Prints one line per stage and the totals; targets (issue 7): 1M
 persons end to end in at most 10 minutes and 8 GB peak; 6M persons within 24 GB.
+
+The stages import the workspace's own copy of the package (``PYTHONPATH``), so editing the
+repository while a benchmark runs does not change what it measures. ``--only`` measures the named
+stages again in an existing workspace, after copying the repository's current files into it (its
+data stay).
 """
 
 from __future__ import annotations
@@ -40,10 +46,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--persons", type=int, default=1_000_000)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/lyskegle-bench"))
+    parser.add_argument("--only", action="append", default=[], metavar="STAGE",
+                        help="measure only this stage, in the existing workspace (repeat)")
     args = parser.parse_args()
 
     workspace = args.workdir / f"persons-{args.persons}"
-    if workspace.exists():
+    if args.only and not (workspace / "dvc.yaml").exists():
+        sys.exit(f"--only needs an existing workspace: {workspace} has none (run without --only first)")
+    if workspace.exists() and not args.only:
         shutil.rmtree(workspace)
     listed = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True, text=True, check=True).stdout
     for name in filter(None, listed.split("\0")):
@@ -53,18 +63,26 @@ def main() -> None:
     params["synthesize"]["persons"] = args.persons
     (workspace / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     env = {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}",
+           "PYTHONPATH": str(workspace / "src"),
            "MLFLOW_TRACKING_URI": f"sqlite:///{workspace / 'mlflow.db'}",
            "GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@example.org",
            "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@example.org"}
-    for command in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "bench"]):
+    init = [["git", "init", "-q"]] if not args.only else []
+    for command in (*init, ["git", "add", "-A"], ["git", "commit", "-qm", "bench", "--allow-empty"]):
         subprocess.run(command, cwd=workspace, env=env, check=True, capture_output=True)
 
     print(f"lyskegle pipeline benchmark: {args.persons:,} persons, {psutil.cpu_count()} cores, "
           f"{psutil.virtual_memory().total / 2**30:.0f} GiB")
     print(f"{'stage':<28}{'wall s':>10}{'peak GiB':>10}")
     total, overall_peak = 0.0, 0
-    for stage in stage_order(workspace, env):
-        seconds, _, peak, code = run_measured([str(VENV_BIN / "dvc"), "repro", "--single-item", stage], workspace, env, 0.2)
+    stages = stage_order(workspace, env)
+    unknown = [stage for stage in args.only if stage not in stages]
+    if unknown:
+        sys.exit(f"unknown stage(s) {unknown}; the stages are {stages}")
+    for stage in [s for s in stages if s in args.only] if args.only else stages:
+        force = ["--force"] if args.only else []  # measured again even where nothing it reads changed
+        seconds, _, peak, code = run_measured([str(VENV_BIN / "dvc"), "repro", "--single-item", *force, stage],
+                                              workspace, env, 0.2)
         total += seconds
         overall_peak = max(overall_peak, peak)
         print(f"{stage:<28}{seconds:>10.1f}{peak / 2**30:>10.2f}" + ("  FAILED" if code else ""), flush=True)
