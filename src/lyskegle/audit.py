@@ -580,11 +580,9 @@ def training_period_auc(model, rows: pd.DataFrame, roles: ColumnRoles, train_as_
     With ``max_rows``, a random sample of that many training rows is scored (training fits on such
     a sample too; at 300,000 rows the AUC's standard error is about 0.001).
     """
-    inside = np.flatnonzero(_dates(rows["as_of"]).isin(set(train_as_of)).to_numpy())
+    inside = _training_positions(rows, train_as_of, max_rows, random_state)
     if not len(inside):
         raise AuditInputError(f"no labelled rows on the training as-of dates {list(train_as_of)}")
-    if max_rows is not None:
-        inside = sample_positions(inside, max_rows, np.random.default_rng(random_state))
     scores = predict_scores(model, rows, roles, inside)
     return float(roc_auc_score(rows["label"].to_numpy("int64")[inside], scores))
 
@@ -606,12 +604,8 @@ def origin_comparison(
     origin_columns = [c for c, family in families.items() if family == "origin"]
     if not origin_columns:
         return {"ran": False, "reason": "the features have no origin family to include"}
-    as_of = _dates(rows["as_of"])
-    train_at = np.flatnonzero(as_of.isin(set(train_as_of)).to_numpy())
-    if max_fit_rows is not None:
-        train_at = sample_positions(train_at, max_fit_rows, np.random.default_rng(random_state))
-    train_rows = rows.iloc[train_at]
-    test_rows = rows.loc[as_of.isin(set(test_as_of)).to_numpy()]
+    train_rows = rows.iloc[_training_positions(rows, train_as_of, max_fit_rows, random_state)]
+    test_rows = rows.loc[_dates(rows["as_of"]).isin(set(test_as_of)).to_numpy()]
     labels = train_rows["label"].to_numpy("int64")
     fits: dict[str, dict] = {}
     for name, include in (("without_origin", False), ("with_origin", True)):
@@ -646,6 +640,13 @@ def origin_comparison(
             "average_precision": with_["average_precision"] - without["average_precision"],
         },
     }
+
+
+def _training_positions(rows: pd.DataFrame, train_as_of: Sequence[dt.date], max_rows: int | None,
+                        random_state: int) -> np.ndarray:
+    """Positions of the rows on the training as-of dates: all, or a random ``max_rows`` of them."""
+    inside = np.flatnonzero(_dates(rows["as_of"]).isin(set(train_as_of)).to_numpy())
+    return inside if max_rows is None else sample_positions(inside, max_rows, np.random.default_rng(random_state))
 
 
 def _dates(values: pd.Series) -> pd.Series:

@@ -29,6 +29,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 
 from lyskegle.calendar import week_index
 from lyskegle.countries import COUNTRY_NAMES, DENMARK
+from lyskegle.ids import is_in
 from lyskegle.status import support_weeks_between
 
 #: feature families that never enter a model (audit attributes ride along for fairness checks only)
@@ -317,7 +318,7 @@ def readable_attributes(
     people = people.assign(_year=people["year"].astype("int64")).drop(columns="year")
     # household sizes count every resident; the attributes are needed for the cohort's persons only
     household_size = people.groupby(["_year", "family_id"]).size().rename("_household_size")
-    people = people[people["person_id"].isin(out["person_id"].unique())]
+    people = people[is_in(people["person_id"], out["person_id"].unique())]
     people = people.join(household_size, on=["_year", "family_id"])
     people = people.merge(dwellings[["dwelling_id", "area"]], on="dwelling_id", how="left")
     out = out.merge(people, on=["person_id", "_year"], how="left")

@@ -191,8 +191,7 @@ def cohort_filter(cohorts: pd.DataFrame, target: str) -> Callable[[pd.DataFrame]
     """A row mask for parts of a features table: which rows belong to a person in ``target``'s
     cohort at their ``as_of`` with a usable (uncensored) label. For reading only those rows of a large table
     (:func:`lyskegle.io.read_parquet_where`); :func:`labelled_rows` then does the join."""
-    cohort = cohorts.loc[(cohorts["target"] == target) & ~_censored(cohorts)]
-    wanted = _key_index(cohort)
+    wanted = _key_index(_usable(cohorts, target))
 
     def keep(features: pd.DataFrame) -> np.ndarray:
         return _key_index(features).isin(wanted)
@@ -205,12 +204,17 @@ def sampled_cohort(cohorts: pd.DataFrame, target: str, sample_as_of: Sequence[dt
     """``target``'s usable cohort rows: all of them, except that of the rows at the ``sample_as_of``
     dates a random ``max_rows`` are kept. A stage that fits or scores only a sample of the training
     period reads the features of these rows alone (:func:`cohort_filter`), not of millions more."""
-    cohort = cohorts.loc[(cohorts["target"] == target) & ~_censored(cohorts)]
+    cohort = _usable(cohorts, target)
     at = np.flatnonzero(pd.to_datetime(cohort["as_of"]).dt.date.isin(set(sample_as_of)).to_numpy())
     keep = np.ones(len(cohort), dtype=bool)
     keep[at] = False
     keep[sample_positions(at, max_rows, np.random.default_rng(random_state))] = True
     return cohort.iloc[np.flatnonzero(keep)]
+
+
+def _usable(cohorts: pd.DataFrame, target: str) -> pd.DataFrame:
+    """``target``'s cohort rows with a usable (uncensored) label."""
+    return cohorts.loc[(cohorts["target"] == target) & ~_censored(cohorts)]
 
 
 def _censored(cohort: pd.DataFrame) -> pd.Series:
