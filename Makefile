@@ -33,4 +33,4 @@ ui: $(STAMP)
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --default-artifact-root ./mlartifacts --host 127.0.0.1 --port 5000
 
 clean:
-	rm -rf data models/* reports/* mlflow.db mlartifacts
+	rm -rf data models/* reports/* mlflow.db mlartifacts .scan-cache

@@ -49,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="the synthetic extract, read for its PNR values when extract.path is null")
     parser.add_argument("--scan", action="append", default=[], type=Path, help="a file or folder to scan (repeat)")
     parser.add_argument("--scan-exclude", action="append", default=[], type=Path, help="not scanned (repeat)")
+    parser.add_argument("--scan-cache", type=Path,
+                        help="folder of earlier scans' findings by file contents, reused for unchanged files")
     parser.add_argument("--fairness", required=True, type=Path)
     parser.add_argument("--origin-comparison", required=True, type=Path)
     parser.add_argument("--audit", required=True, type=Path)
@@ -94,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
         warnings.append(f"origin comparison did not run: {origin['reason']}")
 
     extract_folder = Path(extract_path) if extract_path else args.synthetic
-    scan_checks, scan_reasons = privacy_checks(args.scan, [*args.scan_exclude, args.audit], extract_folder, min_cell)
+    scan_checks, scan_reasons = privacy_checks(args.scan, [*args.scan_exclude, args.audit], extract_folder, min_cell,
+                                                args.scan_cache)
     checks.update(scan_checks)
     reasons.update(scan_reasons)
 

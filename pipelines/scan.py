@@ -31,6 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--synthetic", required=True, type=Path, help="the synthetic extract (used unless extract.path is set)")
     parser.add_argument("--scan", action="append", default=[], type=Path, help="a file or folder to scan (repeat)")
     parser.add_argument("--scan-exclude", action="append", default=[], type=Path, help="not scanned (repeat)")
+    parser.add_argument("--scan-cache", type=Path,
+                        help="folder of earlier scans' findings by file contents, reused for unchanged files")
     parser.add_argument("--out", required=True, type=Path, help="reports/privacy_scan.json")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -40,7 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     fail_on_violation = load_section(args.params, "audit").fail_on_violation
     extract_folder = Path(extract_path) if extract_path else args.synthetic
 
-    checks, reasons = privacy_checks(args.scan, [*args.scan_exclude, args.out], extract_folder, min_cell)
+    checks, reasons = privacy_checks(args.scan, [*args.scan_exclude, args.out], extract_folder, min_cell,
+                                    args.scan_cache)
     every_reason = [reason for check in sorted(reasons) for reason in reasons[check]]
     io.write_json({"passed": not every_reason, "reasons": every_reason, "checks": checks}, args.out)
     if every_reason:

@@ -227,3 +227,51 @@ def test_the_final_scan_stage_catches_a_pnr_in_a_page_written_after_the_audit(wr
     assert result["passed"] is False
     assert any("exit_26w/index.html" in reason for reason in result["reasons"])
     assert SYNTHETIC_CPR not in json.dumps(result)
+
+
+def _hits_by_file(record: dict, root: Path) -> dict[str, dict]:
+    return {Path(hit["file"]).relative_to(root).as_posix(): hit for hit in record["files_with_hits"]}
+
+
+def test_the_scan_cache_reuses_findings_only_for_unchanged_contents(written_outputs, tmp_path_factory):
+    root, cache_folder = written_outputs, tmp_path_factory.mktemp("scan-cache")
+    known = identifier_scan.extract_pnr_values(root / "data" / "synthetic")
+    roots, exclude = [root / "data", root / "reports", root / "mlartifacts"], [root / "data" / "synthetic"]
+    uncached = identifier_scan.scan_outputs(roots, exclude, known)
+
+    first = identifier_scan.scan_outputs(roots, exclude, known, identifier_scan.ScanCache(cache_folder, known))
+    second = identifier_scan.scan_outputs(roots, exclude, known, identifier_scan.ScanCache(cache_folder, known))
+    assert first["files_from_cache"] == 0 and second["files_from_cache"] == second["files"] == 6
+    assert first["files_with_hits"] == second["files_with_hits"] == uncached["files_with_hits"]
+
+    # a clean file that now holds a CPR number is scanned again, not taken from the cache
+    (root / "reports" / "clean.csv").write_text(f"group;persons\nA;40\nB;{SYNTHETIC_CPR}\n", encoding="utf-8")
+    third = identifier_scan.scan_outputs(roots, exclude, known, identifier_scan.ScanCache(cache_folder, known))
+    assert third["files_from_cache"] == 5
+    assert _hits_by_file(third, root)["reports/clean.csv"]["where"] == ["byte 21"]
+    # entries hold where and what kind, never the value
+    entries = [p.read_text() for p in cache_folder.rglob("*.json")]
+    assert entries and not any(SYNTHETIC_CPR in e or SYNTHETIC_CPR[:6] in e for e in entries)
+
+
+def test_the_scan_cache_misses_when_the_identifiers_or_the_reading_differ(written_outputs, tmp_path_factory):
+    root, cache_folder = written_outputs, tmp_path_factory.mktemp("scan-cache")
+    known = identifier_scan.extract_pnr_values(root / "data" / "synthetic")
+    reports = [root / "reports"]
+    # clean.json holds the raw PNR inside a hex-like word: a hit only when this extract's values are
+    # known, not another extract's values of the same length
+    other = extract_identifiers(["6101709999"])
+    without = identifier_scan.scan_outputs(reports, [], other, identifier_scan.ScanCache(cache_folder, other))
+    assert "reports/clean.json" not in _hits_by_file(without, root)
+    with_known = identifier_scan.scan_outputs(reports, [], known, identifier_scan.ScanCache(cache_folder, known))
+    assert with_known["files_from_cache"] == 0
+    assert _hits_by_file(with_known, root)["reports/clean.json"]["kinds"] == [EXTRACT_PNR]
+
+    # the same bytes as .parquet are decoded column by column; as .bin they are only bytes
+    leaky = (root / "data" / "features" / "leaky.parquet").read_bytes()
+    (root / "other").mkdir()
+    (root / "other" / "leaky.bin").write_bytes(leaky)
+    (root / "other" / "leaky.parquet").write_bytes(leaky)
+    record = identifier_scan.scan_outputs([root / "other"], [], known, identifier_scan.ScanCache(cache_folder, known))
+    assert record["files_from_cache"] == 0
+    assert "column person_id, row 500" in _hits_by_file(record, root)["other/leaky.parquet"]["where"]

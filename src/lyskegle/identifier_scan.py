@@ -8,6 +8,9 @@ too). Reads files only; the raw PNR values of the extract are kept as digests in
 from __future__ import annotations
 
 import gzip
+import hashlib
+import json
+import os
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -58,9 +61,16 @@ def scan_file(path: Path, known: privacy.ExtractIdentifiers | None) -> list[dict
     The file's name, its bytes (decompressed for ``.gz``) and, for Parquet, its decoded text and
     integer columns are scanned: Parquet pages are compressed, so their bytes alone hide values.
     """
-    hits = [{"where": "file name", "kind": kind} for _, kind in privacy.find_identifiers(str(path), known)]
+    return _name_hits(path, known) + _content_hits(path, known)
+
+
+def _name_hits(path: Path, known: privacy.ExtractIdentifiers | None) -> list[dict]:
+    return [{"where": "file name", "kind": kind} for _, kind in privacy.find_identifiers(str(path), known)]
+
+
+def _content_hits(path: Path, known: privacy.ExtractIdentifiers | None) -> list[dict]:
     blocks = _gunzip_blocks(path) if path.suffix == ".gz" else io.read_blocks(path)
-    hits += [{"where": f"byte {offset}", "kind": kind} for offset, kind in privacy.scan_blocks(blocks, known)]
+    hits = [{"where": f"byte {offset}", "kind": kind} for offset, kind in privacy.scan_blocks(blocks, known)]
     if path.suffix == ".parquet":
         for column, first_row, values in io.parquet_value_batches(path):
             found = (privacy.scan_integers(values, known) if isinstance(values, np.ndarray)
@@ -75,13 +85,70 @@ def _gunzip_blocks(path: Path, block_bytes: int = 1 << 22) -> Iterator[bytes]:
             yield block
 
 
-def scan_outputs(roots: list[Path], exclude: list[Path], known: privacy.ExtractIdentifiers | None) -> dict:
-    """The ``checks.identifier_scan`` record: files and bytes scanned, and hits by file."""
-    by_file, files, scanned_bytes = [], 0, 0
+class ScanCache:
+    """What earlier scans found in a file's contents, by the contents' digest.
+
+    The audit of each target and the final ``scan`` stage scan the same outputs; most of them
+    (features, network, labels, models) are byte for byte the same each time. A file's findings
+    are reused only when its BLAKE2b digest and suffix, the extract's identifier digests and the scanning
+    code (this module, ``privacy`` and ``io``) are all the same as when they were recorded: the
+    same bytes scanned for the same values by the same code give the same findings. An entry holds
+    only offsets and kinds (``byte 12``, ``cpr_shaped``), never a value. Entries are written
+    atomically, so a killed scan leaves none half-written.
+    """
+
+    def __init__(self, folder: Path, known: privacy.ExtractIdentifiers | None):
+        self.folder = folder
+        context = hashlib.blake2b(digest_size=16)
+        for module in (privacy, io, sys.modules[__name__]):
+            context.update(Path(module.__file__).read_bytes())
+        if known is not None:
+            context.update(b"".join(sorted(known.digests)))
+            context.update(repr((sorted(known.lengths), known.digits_only)).encode())
+        self._context = context.digest()
+
+    def key(self, path: Path) -> str:
+        with path.open("rb") as handle:
+            content = hashlib.file_digest(handle, lambda: hashlib.blake2b(digest_size=32))
+        # the suffix too: it decides how the bytes are read (.gz decompressed, .parquet decoded)
+        return hashlib.blake2b(self._context + content.digest() + path.suffix.encode(), digest_size=32).hexdigest()
+
+    def get(self, key: str) -> list[dict] | None:
+        try:
+            return json.loads(self._entry(key).read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+
+    def put(self, key: str, hits: list[dict]) -> None:
+        entry = self._entry(key)
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        partial = entry.with_name(f"{entry.name}.{os.getpid()}.tmp")
+        partial.write_text(json.dumps(hits))
+        partial.replace(entry)
+
+    def _entry(self, key: str) -> Path:
+        return self.folder / key[:2] / f"{key}.json"
+
+
+def scan_outputs(roots: list[Path], exclude: list[Path], known: privacy.ExtractIdentifiers | None,
+                 cache: ScanCache | None = None) -> dict:
+    """The ``checks.identifier_scan`` record: files and bytes scanned, and hits by file.
+
+    With a ``cache``, a file whose contents were scanned before (see :class:`ScanCache`) takes its
+    recorded findings; the record counts those files in ``files_from_cache``.
+    """
+    by_file, files, scanned_bytes, from_cache = [], 0, 0, 0
     paths = list(files_to_scan([r for r in roots if r.exists()], exclude))
     for path in tqdm(paths, desc="identifier scan", unit="file", file=sys.stderr):
         try:
-            hits = scan_file(path, known)
+            key = cache.key(path) if cache is not None else None
+            content = cache.get(key) if key is not None else None
+            from_cache += content is not None
+            if content is None:
+                content = _content_hits(path, known)
+                if key is not None:
+                    cache.put(key, content)
+            hits = _name_hits(path, known) + content
             scanned_bytes += path.stat().st_size
         except FileNotFoundError:
             continue  # a temporary file that another writer renamed away meanwhile
@@ -92,7 +159,7 @@ def scan_outputs(roots: list[Path], exclude: list[Path], known: privacy.ExtractI
                             "where": [h["where"] for h in hits[:HITS_LISTED]]})
     return {
         "ran": True, "roots": [str(r) for r in roots], "roots_missing": [str(r) for r in roots if not r.exists()],
-        "excluded": [str(e) for e in exclude], "files": files, "bytes": scanned_bytes,
+        "excluded": [str(e) for e in exclude], "files": files, "files_from_cache": from_cache, "bytes": scanned_bytes,
         "extract_pnr_values": known.size if known else 0, "files_with_hits": by_file, "passed": not by_file,
     }
 
@@ -119,17 +186,19 @@ def shown_small_cells(paths: Iterable[Path], min_cell: int) -> list[dict]:
 
 
 def privacy_checks(roots: list[Path], exclude: list[Path], extract_folder: Path,
-                   min_cell: int) -> tuple[dict[str, dict], dict[str, list[str]]]:
+                   min_cell: int, cache_folder: Path | None = None) -> tuple[dict[str, dict], dict[str, list[str]]]:
     """The identifier scan and the shown-small-cells check over ``roots``: ``(checks, reasons)``.
 
     ``checks`` has the records ``identifier_scan`` and ``small_cells``; ``reasons`` the failure
     reasons of each (empty lists when they pass). The extract folder itself is never scanned; its
     raw PNR values are what the scan looks for. An extract without PNR values fails, since a scan
-    for nothing would pass silently.
+    for nothing would pass silently. With ``cache_folder``, findings are reused by contents
+    (:class:`ScanCache`).
     """
     known = extract_pnr_values(extract_folder)
     exclude = [*exclude, extract_folder]
-    checks = {"identifier_scan": scan_outputs(roots, exclude, known)}
+    cache = ScanCache(cache_folder, known) if cache_folder is not None else None
+    checks = {"identifier_scan": scan_outputs(roots, exclude, known, cache)}
     reasons = {"identifier_scan": [
         f"privacy: {hit['file']} holds {' and '.join(k.replace('_', ' ') for k in hit['kinds'])} value(s) "
         f"({hit['hits']} hit(s), first at {hit['where'][0]})"
