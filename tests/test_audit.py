@@ -20,10 +20,12 @@ from lyskegle.audit import (
     AuditInputError,
     FairnessRule,
     audit_groups,
+    bootstrap_replicates,
     fairness_summary,
     fairness_table,
     flag_top_k,
     group_figures,
+    person_classes,
     shown_fairness_table,
     train_test_gap,
     training_period_auc,
@@ -134,6 +136,39 @@ def test_unit_bootstrap_weights_reproduce_the_metricframe_figures(random_predict
     got = weighted_figures(np.ones((1, len(y))), y, f, s)
     for figure in ("selection_rate", "tpr", "fpr", "precision", "roc_auc", "mean_score", "observed_rate"):
         assert got[figure][0] == pytest.approx(expected[figure])
+
+
+def _persons_with_repeated_rows(rng: np.random.Generator, persons: int) -> tuple[np.ndarray, ...]:
+    """1 to 3 rows per person with the person's score (so a person's rows move together: a
+    bootstrap of rows would be too narrow), coarse scores (few cells), labels and flags tied to them."""
+    person = np.repeat(np.arange(persons), rng.integers(1, 4, size=persons))
+    score = (rng.integers(0, 6, size=persons) / 5)[person]
+    label = (rng.random(len(person)) < 0.2 + 0.5 * score).astype(np.int8)
+    flag = (score >= 0.8).astype(np.int8)
+    return person, label, flag, score
+
+
+def test_person_classes_hold_every_row_once():
+    rng = np.random.default_rng(1)
+    person = np.repeat(np.arange(2_000), rng.integers(1, 4, size=2_000))
+    cell = rng.integers(0, 7, size=len(person))
+    incidence, sizes = person_classes(person, cell)
+    assert sizes.sum() == 2_000
+    np.testing.assert_array_equal(incidence.T @ sizes, np.bincount(cell, minlength=7))
+    assert len(sizes) < 2_000  # persons with the same cells share a class
+
+
+def test_the_class_bootstrap_has_the_distribution_of_a_weight_per_person():
+    # reference: a Poisson(1) weight for every person, spread over that person's rows
+    rng = np.random.default_rng(5)
+    person, label, flag, score = _persons_with_repeated_rows(rng, 3_000)
+    samples = 3_000
+    per_person = weighted_figures(rng.poisson(1.0, size=(samples, 3_000)).astype(float)[:, person], label, flag, score)
+    by_class = bootstrap_replicates(pd.Series(person), label, flag, score, samples, np.random.default_rng(6))
+    for figure in ("selection_rate", "tpr", "precision", "roc_auc", "observed_rate"):
+        expected, got = per_person[figure], by_class[figure]
+        assert abs(got.mean() - expected.mean()) < 4 * expected.std() / np.sqrt(samples), figure
+        assert got.std() == pytest.approx(expected.std(), rel=0.08), figure
 
 
 def test_a_group_without_positives_has_no_tpr_rather_than_zero():
