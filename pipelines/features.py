@@ -21,6 +21,7 @@ from lyskegle import io
 from lyskegle.config import load_section
 from lyskegle.countries import WESTERN_COUNTRIES
 from lyskegle.features import Registers, code_registers, feature_families, features_by_date, merge_network
+from lyskegle.ids import days
 from lyskegle.network import network_feature_families
 
 INPUTS = ("population", "dwellings", "benefits", "employment", "education", "income")
@@ -53,7 +54,7 @@ def main() -> None:
     families: dict[str, str] = {}
 
     def joined() -> Iterator[pd.DataFrame]:
-        network_dates = pd.to_datetime(network["as_of"]).to_numpy("datetime64[D]")
+        network_dates = days(network["as_of"])
         for own in features_by_date(coded, params, gap_weeks, WESTERN_COUNTRIES):
             families.update(feature_families(own.columns))
             same_date = network_dates == np.datetime64(own["as_of"].iloc[0], "D")

@@ -5,7 +5,7 @@ import pandas as pd
 import pyarrow as pa
 
 from lyskegle import ids
-from lyskegle.ids import as_of_runs, codes_in, cohort_members, shared_codes, sorted_distinct
+from lyskegle.ids import as_of_runs, codes_in, cohort_members, days, shared_codes, sorted_distinct
 
 
 def test_shared_codes_number_values_across_columns_in_order_of_first_appearance():
@@ -37,3 +37,28 @@ def test_is_in_and_float_by_id_agree_with_pandas_on_arrow_text():
     table = pd.Series([2.5, 1.0], index=pd.Index(["a", "c"], dtype="string[pyarrow]"))
     np.testing.assert_array_equal(ids.float_by_id(values, table), values.map(table).to_numpy("float64", na_value=np.nan))
     assert np.isnan(ids.float_by_id(values, table.iloc[:0])).all()
+
+
+def test_days_agrees_with_pandas_for_every_kind_of_date_column():
+    dates = [dt.date(2016, 1, 4), None, dt.date(2023, 1, 2), dt.date(1958, 12, 31)]
+    expected = pd.to_datetime(pd.Series(dates)).to_numpy("datetime64[D]")
+    two_chunks = pd.Series(pd.arrays.ArrowExtensionArray(pa.chunked_array([pa.array(dates[:2], pa.date32()),
+                                                                          pa.array(dates[2:], pa.date32())])))
+    kinds = {
+        "python dates": pd.Series(dates, dtype=object),
+        "arrow dates": pd.Series(dates).astype("date32[pyarrow]"),
+        "arrow dates in two chunks": two_chunks,
+        "arrow timestamps": pd.Series(pd.to_datetime(pd.Series(dates))).astype("timestamp[ns][pyarrow]"),
+        "datetime64": pd.to_datetime(pd.Series(dates)),
+    }
+    for kind, values in kinds.items():
+        got = days(values)
+        assert got.dtype == np.dtype("datetime64[D]"), kind
+        np.testing.assert_array_equal(got, expected, err_msg=kind)
+
+
+def test_on_dates_picks_the_rows_on_the_given_dates():
+    values = pd.Series([dt.date(2016, 1, 4), dt.date(2017, 1, 2), None, dt.date(2016, 1, 4)]).astype("date32[pyarrow]")
+    assert ids.on_dates(values, [dt.date(2016, 1, 4)]).tolist() == [True, False, False, True]
+    assert ids.on_dates(values, {dt.date(2017, 1, 2), dt.date(2020, 1, 6)}).tolist() == [False, True, False, False]
+    assert not ids.on_dates(values, []).any()

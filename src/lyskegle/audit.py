@@ -40,6 +40,7 @@ from scipy import sparse
 from sklearn.metrics import average_precision_score, precision_score, roc_auc_score
 
 from lyskegle.features import model_feature_columns
+from lyskegle.ids import on_dates
 from lyskegle.models import (
     Candidate,
     ColumnRoles,
@@ -644,7 +645,7 @@ def origin_comparison(
     if not origin_columns:
         return {"ran": False, "reason": "the features have no origin family to include"}
     train_rows = rows.iloc[_training_positions(rows, train_as_of, max_fit_rows, random_state)]
-    test_rows = rows.loc[_dates(rows["as_of"]).isin(set(test_as_of)).to_numpy()]
+    test_rows = rows.loc[on_dates(rows["as_of"], test_as_of)]
     labels = train_rows["label"].to_numpy("int64")
     fits: dict[str, dict] = {}
     for name, include in (("without_origin", False), ("with_origin", True)):
@@ -684,12 +685,8 @@ def origin_comparison(
 def _training_positions(rows: pd.DataFrame, train_as_of: Sequence[dt.date], max_rows: int | None,
                         random_state: int) -> np.ndarray:
     """Positions of the rows on the training as-of dates: all, or a random ``max_rows`` of them."""
-    inside = np.flatnonzero(_dates(rows["as_of"]).isin(set(train_as_of)).to_numpy())
+    inside = np.flatnonzero(on_dates(rows["as_of"], train_as_of))
     return inside if max_rows is None else sample_positions(inside, max_rows, np.random.default_rng(random_state))
-
-
-def _dates(values: pd.Series) -> pd.Series:
-    return pd.to_datetime(values).dt.date
 
 
 def verdict(reasons_by_check: Mapping[str, Sequence[str]], checks: Mapping[str, dict],

@@ -30,7 +30,7 @@ from lyskegle.features_individual import (
     household_features,
     origin_features,
 )
-from lyskegle.ids import KEYS, as_of_runs, codes_in, cohort_members, shared_codes, sorted_distinct
+from lyskegle.ids import KEYS, as_of_runs, codes_in, cohort_members, days, shared_codes, sorted_distinct
 from lyskegle.status import employed_in_month, on_support_in_week
 
 log = logging.getLogger(__name__)
@@ -288,7 +288,7 @@ def _same_keys(features: pd.DataFrame, network: pd.DataFrame) -> bool:
     """Whether both tables hold the same ``as_of`` x ``person_id`` rows in the same order."""
     if len(features) != len(network):
         return False
-    dates = [pd.to_datetime(frame["as_of"]).to_numpy("datetime64[D]") for frame in (features, network)]
+    dates = [days(frame["as_of"]) for frame in (features, network)]
     ids = [frame["person_id"].astype("string[pyarrow]") for frame in (features, network)]
     return bool(np.array_equal(dates[0], dates[1]) and ids[0].reset_index(drop=True).equals(ids[1].reset_index(drop=True)))
 

@@ -81,6 +81,23 @@ def sorted_distinct(columns: Sequence[pd.Series]) -> pa.Array:
     return distinct.take(pc.sort_indices(distinct))
 
 
+def days(values: pd.Series) -> np.ndarray:
+    """Dates (Arrow dates or timestamps, datetime64 or Python dates) as ``datetime64[D]``, NaT where
+    missing. Arrow columns are cast by Arrow: pandas turns each value into a Python date first,
+    about 4 s for the four million rows of a million persons' features."""
+    if isinstance(values.dtype, pd.ArrowDtype) and (
+            pa.types.is_date(values.dtype.pyarrow_dtype) or pa.types.is_timestamp(values.dtype.pyarrow_dtype)):
+        return pc.cast(pa.array(values.array), pa.date32()).to_numpy(zero_copy_only=False)
+    if pd.api.types.is_datetime64_any_dtype(values.dtype):
+        return values.to_numpy("datetime64[D]")
+    return pd.to_datetime(values).to_numpy("datetime64[D]")
+
+
+def on_dates(values: pd.Series, dates: Iterable) -> np.ndarray:
+    """Which of the dates in ``values`` (any kind :func:`days` reads) are among ``dates``."""
+    return np.isin(days(values), np.array([np.datetime64(d, "D") for d in dates], dtype="datetime64[D]"))
+
+
 def cohort_members(cohorts: pd.DataFrame) -> pd.DataFrame:
     """The distinct ``as_of`` x ``person_id`` of cohorts (any target), sorted by both: ``as_of`` as
     Arrow dates, ``person_id`` as Arrow text."""

@@ -29,7 +29,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 
 from lyskegle.calendar import week_index
 from lyskegle.countries import COUNTRY_NAMES, DENMARK
-from lyskegle.ids import is_in
+from lyskegle.ids import days, is_in
 from lyskegle.status import support_weeks_between
 
 #: feature families that never enter a model (audit attributes ride along for fairness checks only)
@@ -310,7 +310,7 @@ def readable_attributes(
     phrase in a twin column ``<attribute>_en``.
     """
     out = cohort[["person_id", "as_of", "label"]].reset_index(drop=True).copy()
-    as_of = pd.to_datetime(out["as_of"])
+    as_of = pd.Series(days(out["as_of"]).astype("datetime64[ns]"))
     out["_year"] = as_of.dt.year.astype("int64")
 
     people = population[list(ATTRIBUTE_SOURCES["population"])]

@@ -51,6 +51,7 @@ from lyskegle.evaluation import (
     selection_folds,
     temporal_split,
 )
+from lyskegle.ids import days, on_dates
 
 log = logging.getLogger(__name__)
 
@@ -205,7 +206,7 @@ def sampled_cohort(cohorts: pd.DataFrame, target: str, sample_as_of: Sequence[dt
     dates a random ``max_rows`` are kept. A stage that fits or scores only a sample of the training
     period reads the features of these rows alone (:func:`cohort_filter`), not of millions more."""
     cohort = _usable(cohorts, target)
-    at = np.flatnonzero(pd.to_datetime(cohort["as_of"]).dt.date.isin(set(sample_as_of)).to_numpy())
+    at = np.flatnonzero(on_dates(cohort["as_of"], sample_as_of))
     keep = np.ones(len(cohort), dtype=bool)
     keep[at] = False
     keep[sample_positions(at, max_rows, np.random.default_rng(random_state))] = True
@@ -224,7 +225,7 @@ def _censored(cohort: pd.DataFrame) -> pd.Series:
 
 def _key_index(frame: pd.DataFrame) -> pd.MultiIndex:
     return pd.MultiIndex.from_arrays([
-        pd.to_datetime(frame["as_of"]).to_numpy(), frame["person_id"].astype("string[pyarrow]").array,
+        days(frame["as_of"]).astype("datetime64[ns]"), frame["person_id"].astype("string[pyarrow]").array,
     ])
 
 
@@ -242,12 +243,12 @@ def labelled_rows(features: pd.DataFrame, cohorts: pd.DataFrame, target: str) ->
         raise ValueError(f"cohorts hold no rows for target '{target}'")
     censored = _censored(cohort)
     cohort = cohort.loc[~censored]
-    cohort["as_of"] = pd.to_datetime(cohort["as_of"])
+    cohort["as_of"] = days(cohort["as_of"]).astype("datetime64[ns]")
     cohort["label"] = cohort["label"].astype("int8")
     # Join on the keys alone, then take the matching feature rows once (or none, when every row
     # matches in order): at a million persons each copy of the wide table costs gigabytes.
     cohort["person_id"] = cohort["person_id"].astype("string[pyarrow]")
-    keys = pd.DataFrame({"as_of": pd.to_datetime(features["as_of"]).to_numpy(),
+    keys = pd.DataFrame({"as_of": days(features["as_of"]).astype("datetime64[ns]"),
                          "person_id": features["person_id"].astype("string[pyarrow]").array,
                          "_row": np.arange(len(features))})
     matched = cohort.drop(columns="censored").merge(keys, on=["as_of", "person_id"], how="inner",
