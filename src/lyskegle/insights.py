@@ -29,7 +29,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 
 from lyskegle.calendar import week_index
 from lyskegle.countries import COUNTRY_NAMES, DENMARK
-from lyskegle.ids import days, is_in
+from lyskegle.ids import days, float_by_id, is_in, shared_codes
 from lyskegle.status import support_weeks_between
 
 #: feature families that never enter a model (audit attributes ride along for fairness checks only)
@@ -321,11 +321,15 @@ def readable_attributes(
     people = people[is_in(people["person_id"], out["person_id"].unique())]
     people = people.join(household_size, on=["_year", "family_id"])
     people = people.merge(dwellings[["dwelling_id", "area"]], on="dwelling_id", how="left")
-    out = out.merge(people, on=["person_id", "_year"], how="left")
-    del people, household_size
-
+    # joined on int codes of the person ids: a merge on millions of strings hashes each again
     schooling = education.assign(_year=education["year"].astype("int64") + 1)[["person_id", "_year", "education_group"]]
-    out = out.merge(schooling.drop_duplicates(["person_id", "_year"]), on=["person_id", "_year"], how="left")
+    (out["_person"], people_codes, schooling_codes), _ = shared_codes(
+        [out["person_id"], people["person_id"], schooling["person_id"]])
+    people = people.drop(columns="person_id").assign(_person=people_codes)
+    out = out.merge(people, on=["_person", "_year"], how="left")
+    del people, household_size
+    schooling = schooling.drop(columns="person_id").assign(_person=schooling_codes)
+    out = out.merge(schooling.drop_duplicates(["_person", "_year"]), on=["_person", "_year"], how="left")
 
     result = out[["person_id", "as_of", "label"]].copy()
 
@@ -334,7 +338,7 @@ def readable_attributes(
         result[attribute] = pd.Categorical(np.asarray(danish, dtype=object))
         result[f"{attribute}_en"] = pd.Categorical(np.asarray(english, dtype=object))
 
-    birth = pd.to_datetime(out["birth_date"])
+    birth = pd.Series(days(out["birth_date"]).astype("datetime64[ns]"))
     age = as_of.dt.year - birth.dt.year - ((as_of.dt.month < birth.dt.month) | ((as_of.dt.month == birth.dt.month) & (as_of.dt.day < birth.dt.day))).astype("int64")
     put("age_band", *_bands(age, AGE_BANDS))
     put("sex", *_named(out["sex"], SEX_NAMES))
@@ -380,11 +384,11 @@ def _citizenship(values: pd.Series, top: int) -> tuple[pd.Series, pd.Series]:
 
 
 def _support_bands(out: pd.DataFrame, benefits: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
-    weeks = pd.Series(0, index=out.index, dtype="int64")
-    for as_of, rows in out.groupby("as_of").groups.items():
+    weeks = np.zeros(len(out), dtype="int64")
+    for as_of, rows in out.groupby("as_of").indices.items():
         as_of_week = week_index(pd.Timestamp(as_of).date() if not isinstance(as_of, dt.date) else as_of)
         counted = support_weeks_between(benefits, as_of_week - 52, as_of_week)
-        weeks.loc[rows] = out.loc[rows, "person_id"].map(counted).fillna(0).astype("int64").to_numpy()
+        weeks[rows] = np.nan_to_num(float_by_id(out["person_id"].iloc[rows], counted.astype("float64"))).astype("int64")
     da = pd.Series(np.select([weeks == 0, weeks < 26, weeks < 52], ["0 uger", "1-25 uger", "26-51 uger"], "hele året"), index=out.index)
     en = pd.Series(np.select([weeks == 0, weeks < 26, weeks < 52], ["0 weeks", "1-25 weeks", "26-51 weeks"], "all year"), index=out.index)
     return da, en

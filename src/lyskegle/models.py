@@ -51,7 +51,7 @@ from lyskegle.evaluation import (
     selection_folds,
     temporal_split,
 )
-from lyskegle.ids import days, on_dates
+from lyskegle.ids import days, on_dates, shared_codes
 
 log = logging.getLogger(__name__)
 
@@ -246,12 +246,13 @@ def labelled_rows(features: pd.DataFrame, cohorts: pd.DataFrame, target: str) ->
     cohort["as_of"] = days(cohort["as_of"]).astype("datetime64[ns]")
     cohort["label"] = cohort["label"].astype("int8")
     # Join on the keys alone, then take the matching feature rows once (or none, when every row
-    # matches in order): at a million persons each copy of the wide table costs gigabytes.
+    # matches in order): at a million persons each copy of the wide table costs gigabytes. Person
+    # ids are joined as shared int codes: a merge on millions of strings hashes each again.
     cohort["person_id"] = cohort["person_id"].astype("string[pyarrow]")
-    keys = pd.DataFrame({"as_of": days(features["as_of"]).astype("datetime64[ns]"),
-                         "person_id": features["person_id"].astype("string[pyarrow]").array,
+    (cohort["_person"], feature_person), _ = shared_codes([cohort["person_id"], features["person_id"]])
+    keys = pd.DataFrame({"as_of": days(features["as_of"]).astype("datetime64[ns]"), "_person": feature_person,
                          "_row": np.arange(len(features))})
-    matched = cohort.drop(columns="censored").merge(keys, on=["as_of", "person_id"], how="inner",
+    matched = cohort.drop(columns="censored").merge(keys, on=["as_of", "_person"], how="inner",
                                                     validate="one_to_one")
     # Rows in the order of the features table (as_of, person_id), which lets the usual case, where
     # every row matches (see cohort_filter), share the table's memory instead of copying it.
