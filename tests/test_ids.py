@@ -26,6 +26,7 @@ def test_cohort_members_are_distinct_sorted_and_run_by_date():
     members = cohort_members(pd.DataFrame({"as_of": [later, day, day, day], "person_id": ["a", "b", "a", "b"]}))
     assert members["person_id"].tolist() == ["a", "b", "a"]
     assert list(as_of_runs(members["as_of"])) == [(day, 0, 2), (later, 2, 3)]
+    assert all(type(date) is dt.date for date, _, _ in as_of_runs(members["as_of"]))
     assert list(as_of_runs(members["as_of"].iloc[:0])) == []
 
 

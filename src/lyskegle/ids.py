@@ -108,10 +108,11 @@ def cohort_members(cohorts: pd.DataFrame) -> pd.DataFrame:
 
 
 def as_of_runs(as_of: pd.Series) -> Iterator[tuple[object, int, int]]:
-    """``(date, start, stop)`` of each run of equal dates in a sorted ``as_of`` column (none when empty)."""
-    dates = as_of.to_numpy(dtype=object)
+    """``(date, start, stop)`` of each run of equal dates in a sorted ``as_of`` column (none when
+    empty); ``date`` is a ``datetime.date``."""
+    dates = days(as_of)
     if len(dates) == 0:
         return
     bounds = np.flatnonzero(np.concatenate([[True], dates[1:] != dates[:-1], [True]]))
     for start, stop in zip(bounds[:-1], bounds[1:]):
-        yield dates[start], int(start), int(stop)
+        yield dates[start].item(), int(start), int(stop)
