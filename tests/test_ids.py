@@ -63,3 +63,9 @@ def test_on_dates_picks_the_rows_on_the_given_dates():
     assert ids.on_dates(values, [dt.date(2016, 1, 4)]).tolist() == [True, False, False, True]
     assert ids.on_dates(values, {dt.date(2017, 1, 2), dt.date(2020, 1, 6)}).tolist() == [False, True, False, False]
     assert not ids.on_dates(values, []).any()
+
+
+def test_datetimes_equals_pandas_to_datetime_and_keeps_the_index():
+    values = pd.Series([dt.date(2016, 1, 4), None, dt.date(1958, 12, 31)], index=[7, 3, 5], name="birth_date")
+    for column in (values, values.astype("date32[pyarrow]")):
+        pd.testing.assert_series_equal(ids.datetimes(column), pd.to_datetime(values).astype("datetime64[ns]"))

@@ -23,7 +23,7 @@ import pandas as pd
 from lyskegle.calendar import month_index, week_index
 from lyskegle.codes import CENSORING_CODES, GROUPS, is_public_support
 from lyskegle.countries import DENMARK
-from lyskegle.ids import float_by_id, is_in
+from lyskegle.ids import datetimes, float_by_id, is_in
 from lyskegle.privacy import suppress_small_cells
 from lyskegle.status import code_in_week, employed_in_month, on_support_in_week
 
@@ -73,7 +73,7 @@ def residents_by_year(population: pd.DataFrame, dwellings: pd.DataFrame) -> pd.D
     area_of_dwelling = dwellings.drop_duplicates("dwelling_id").set_index("dwelling_id")["area"]
     people = population.assign(area=population["dwelling_id"].map(area_of_dwelling),
                                year=population["year"].astype("int64"))
-    birth = pd.to_datetime(people["birth_date"])
+    birth = datetimes(people["birth_date"])
     # on 1 January a person born later in the year than 1 January has not had her birthday yet
     people["age"] = people["year"] - birth.dt.year - ((birth.dt.month > 1) | (birth.dt.day > 1)).astype("int64")
     return people
@@ -108,7 +108,7 @@ def area_indicators(
     """
     people = residents_by_year(population, dwellings)
     years = sorted(people["year"].unique())
-    convictions = convictions.assign(decision_date=pd.to_datetime(convictions["decision_date"]))  # once, not per year
+    convictions = convictions.assign(decision_date=datetimes(convictions["decision_date"]))  # once, not per year
     # moves and the elevator effect follow persons who live in a housing area in some year; no one
     # else can move in, out or within one, so the lookups hold them only
     ever = people[is_in(people["person_id"], people.loc[people["area"].notna(), "person_id"].unique())]
@@ -204,7 +204,7 @@ def _criteria_of_year(
     out["convicted_share"] = _known_only(_share(out["_convicted_18_plus"], out["persons_18_plus"]), convictions_known)
     out["basic_education_share"] = _share(out["_basic_only"], out["persons_30_59_known_education"])
     out["income_ratio"] = out["mean_income"] / reference_income if reference_income else np.nan
-    years_in_dwelling = (pd.Timestamp(year, 1, 1) - pd.to_datetime(residents["moved_in"])).dt.days / 365.25
+    years_in_dwelling = (pd.Timestamp(year, 1, 1) - datetimes(residents["moved_in"])).dt.days / 365.25
     out["mean_years_in_dwelling"] = years_in_dwelling.groupby(residents["area"]).mean()
     out["year"] = year
     out = out.drop(columns=[c for c in out.columns if c.startswith("_")])

@@ -93,6 +93,12 @@ def days(values: pd.Series) -> np.ndarray:
     return pd.to_datetime(values).to_numpy("datetime64[D]")
 
 
+def datetimes(values: pd.Series) -> pd.Series:
+    """``pd.to_datetime(values)`` (datetime64[ns], same index) by way of :func:`days`: fast for
+    Arrow date columns. Times of day are dropped."""
+    return pd.Series(days(values).astype("datetime64[ns]"), index=values.index, name=values.name)
+
+
 def on_dates(values: pd.Series, dates: Iterable) -> np.ndarray:
     """Which of the dates in ``values`` (any kind :func:`days` reads) are among ``dates``."""
     return np.isin(days(values), np.array([np.datetime64(d, "D") for d in dates], dtype="datetime64[D]"))

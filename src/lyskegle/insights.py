@@ -29,7 +29,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 
 from lyskegle.calendar import week_index
 from lyskegle.countries import COUNTRY_NAMES, DENMARK
-from lyskegle.ids import days, float_by_id, is_in, shared_codes
+from lyskegle.ids import datetimes, float_by_id, is_in, shared_codes
 from lyskegle.status import support_weeks_between
 
 #: feature families that never enter a model (audit attributes ride along for fairness checks only)
@@ -310,7 +310,7 @@ def readable_attributes(
     phrase in a twin column ``<attribute>_en``.
     """
     out = cohort[["person_id", "as_of", "label"]].reset_index(drop=True).copy()
-    as_of = pd.Series(days(out["as_of"]).astype("datetime64[ns]"))
+    as_of = datetimes(out["as_of"])
     out["_year"] = as_of.dt.year.astype("int64")
 
     people = population[list(ATTRIBUTE_SOURCES["population"])]
@@ -338,7 +338,7 @@ def readable_attributes(
         result[attribute] = pd.Categorical(np.asarray(danish, dtype=object))
         result[f"{attribute}_en"] = pd.Categorical(np.asarray(english, dtype=object))
 
-    birth = pd.Series(days(out["birth_date"]).astype("datetime64[ns]"))
+    birth = datetimes(out["birth_date"])
     age = as_of.dt.year - birth.dt.year - ((as_of.dt.month < birth.dt.month) | ((as_of.dt.month == birth.dt.month) & (as_of.dt.day < birth.dt.day))).astype("int64")
     put("age_band", *_bands(age, AGE_BANDS))
     put("sex", *_named(out["sex"], SEX_NAMES))

@@ -330,11 +330,12 @@ def train_and_evaluate(rows: pd.DataFrame, roles: ColumnRoles, params: TrainPara
 
     ``rows`` comes from :func:`labelled_rows`: ``as_of``, ``person_id``, ``label``, the model input
     columns of ``roles``, ``baseline_column`` and the audit columns. ``progress`` (optional) is
-    called with a short message before each fit. Native thread pools (OpenMP, BLAS) are held to
+    called with a short message before each fit. OpenMP (gradient boosting) is held to
     ``train.threads``: on a shared machine, oversubscribed OpenMP makes gradient boosting many
-    times slower. Returns a :class:`TrainingResult`.
+    times slower. BLAS (the logistic fits) runs on one thread: on 300,000 rows two threads made
+    them slower, not faster. Returns a :class:`TrainingResult`.
     """
-    with threadpool_limits(params.threads):
+    with threadpool_limits(params.threads, user_api="openmp"), threadpool_limits(1, user_api="blas"):
         return _train_and_evaluate(rows, roles, params, horizon_weeks, baseline_column, min_cell,
                                    stairwell_encoder, progress)
 
