@@ -13,6 +13,7 @@ import json
 import os
 import sys
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -30,18 +31,27 @@ HITS_LISTED = 5  # offsets listed per file in the record; the count says how man
 
 
 def extract_pnr_values(folder: Path) -> privacy.ExtractIdentifiers:
-    """Digests of every raw PNR (and parent/partner PNR) value in the extract folder's registers."""
+    """Digests of every raw PNR (and parent/partner PNR) value in the extract folder's registers.
+
+    Two files are read at a time: Arrow reads and de-duplicates without holding the GIL, so the
+    second core does half the work (the files' order, and so the result, does not change)."""
     files, _ = io.list_extract_files(folder)
+    paths = [path for _, path in sorted(files.items())]
     distinct: list[pa.Array] = []
-    for stem, path in tqdm(sorted(files.items()), desc="extract PNR values", unit="file", file=sys.stderr):
-        # only the PNR columns: a whole DREAM file is gigabytes at a million persons
-        frame = io.read_raw_columns(path, lambda name: name.strip().upper() in PNR_COLUMNS)
-        for column in frame.columns:
-            # a PNR comes back in every year's file: each file's distinct values, kept as Arrow
-            values = frame[column].dropna().astype("string[pyarrow]").unique()
-            distinct.append(pa.array(values, type=pa.large_string()))
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for arrays in tqdm(pool.map(_distinct_pnr_values, paths), total=len(paths), desc="extract PNR values",
+                           unit="file", file=sys.stderr):
+            distinct.extend(arrays)
     values = pc.unique(pa.chunked_array(distinct, type=pa.large_string())).to_pylist() if distinct else []
     return privacy.extract_identifiers(values)
+
+
+def _distinct_pnr_values(path: Path) -> list[pa.Array]:
+    # only the PNR columns: a whole DREAM file is gigabytes at a million persons
+    frame = io.read_raw_columns(path, lambda name: name.strip().upper() in PNR_COLUMNS)
+    # a PNR comes back in every year's file: each file's distinct values, kept as Arrow
+    return [pa.array(frame[column].dropna().astype("string[pyarrow]").unique(), type=pa.large_string())
+            for column in frame.columns]
 
 
 def files_to_scan(roots: Iterable[Path], exclude: Iterable[Path]) -> Iterator[Path]:
