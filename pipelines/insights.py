@@ -13,7 +13,6 @@ import datetime as dt
 import logging
 from pathlib import Path
 
-import pandas as pd
 
 from lyskegle import io
 from lyskegle.config import load_section
@@ -26,6 +25,7 @@ from lyskegle.insights import (
     readable_attributes,
     stairwell_effects,
 )
+from lyskegle.ids import on_dates
 from lyskegle.models import ColumnRoles, cohort_filter, labelled_rows, model_inputs, sampled_cohort
 from lyskegle.privacy import suppress_small_cells
 
@@ -60,12 +60,13 @@ def main() -> None:
     # extract): a copy of every training row would be gigabytes at national scale
     labelled, _ = labelled_rows(io.read_parquet(args.features, columns=["as_of", "person_id"]), cohorts, args.target)
     train_as_of = [dt.date.fromisoformat(str(d)) for d in info["train_as_of"]]
+    test_as_of = [dt.date.fromisoformat(str(d)) for d in info["test_as_of"]]
     sampled = sampled_cohort(cohorts, args.target, train_as_of, params.expected_model.max_fit_rows, params.random_state)
     features = io.read_parquet_where(args.features, cohort_filter(sampled, args.target), ["as_of", "person_id"])
     rows, _ = labelled_rows(features, sampled, args.target)
     del features
-    test = rows[rows["as_of"].isin(pd.to_datetime(pd.Series(info["test_as_of"])))].reset_index(drop=True)
-    train = rows[rows["as_of"].isin(pd.to_datetime(pd.Series(train_as_of)))].reset_index(drop=True)
+    test = rows[on_dates(rows["as_of"], test_as_of)].reset_index(drop=True)
+    train = rows[on_dates(rows["as_of"], train_as_of)].reset_index(drop=True)
     del rows
     if test.empty or train.empty:
         raise ValueError(f"{args.target}: no labelled rows at the model's training or test as-of dates "

@@ -8,6 +8,7 @@ stages code their registers with these functions once, then work on ints.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
@@ -113,7 +114,7 @@ def cohort_members(cohorts: pd.DataFrame) -> pd.DataFrame:
     }).drop_duplicates().sort_values(list(KEYS), kind="stable", ignore_index=True)
 
 
-def as_of_runs(as_of: pd.Series) -> Iterator[tuple[object, int, int]]:
+def as_of_runs(as_of: pd.Series) -> Iterator[tuple[dt.date, int, int]]:
     """``(date, start, stop)`` of each run of equal dates in a sorted ``as_of`` column (none when
     empty); ``date`` is a ``datetime.date``."""
     dates = days(as_of)
