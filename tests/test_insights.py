@@ -8,7 +8,9 @@ import pytest
 
 from lyskegle.calendar import week_index
 from lyskegle.insights import (
+    ATTRIBUTE_NAMES,
     ExpectedModelSettings,
+    _value_codes,
     discover_subgroups,
     expected_without_stairwell,
     family_importance,
@@ -171,3 +173,48 @@ def test_readable_attributes_are_known_at_the_as_of_date():
     assert out.loc["p2", "citizenship"] == "Irak" and out.loc["p1", "citizenship"] == "dansk"
     assert out.loc["p2", "support_last_year"] == "26-51 uger"  # 30 weeks before the as-of week
     assert out.loc["p1", "support_last_year_en"] == "0 weeks"
+
+
+def _random_subgroup_rows(seed: int) -> pd.DataFrame:
+    """Persons with several rows each (as-of dates), categorical attributes with missing values
+    and an unused category: the shapes readable_attributes hands to discover_subgroups."""
+    rng = np.random.default_rng(seed)
+    n = 3000
+    person = rng.integers(0, 900, n)
+    frame = pd.DataFrame({"person_id": [f"p{i}" for i in person], "label": rng.random(n) < 0.3})
+    pools = {"age_band": ["20-29", "30-39", "40-49"], "sex": ["kvinde", "mand"], "area": ["område BO01", "område BO02", "uden for"]}
+    for attribute, pool in pools.items():
+        values = np.array(pool + [None], dtype=object)[rng.integers(0, len(pool) + 1, n)]
+        frame[attribute] = pd.Categorical(values, categories=[*pool, "ubrugt"])
+        frame[f"{attribute}_en"] = frame[attribute]
+    frame["label"] = frame["label"].astype("int64")
+    return frame
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_subgroup_figures_match_a_direct_count_of_their_rows(seed):
+    rows = _random_subgroup_rows(seed)
+    table = discover_subgroups(rows, ["age_band", "sex", "area"], min_subgroup=30, max_conditions=3, beam_width=4, results=5)
+    assert len(table) == 10
+    danish = {da: attribute for attribute, (da, _) in ATTRIBUTE_NAMES.items()}
+    for _, found in table.iterrows():
+        inside = np.ones(len(rows), dtype=bool)
+        for condition in found["description_da"].split(", "):
+            name, value = condition.split(": ")
+            inside &= rows[danish[name]].astype("string").fillna("ukendt").to_numpy() == value
+        assert found["observations"] == inside.sum()
+        assert found["persons"] == rows.loc[inside, "person_id"].nunique()
+        assert found["rate"] == pytest.approx(rows.loc[inside, "label"].mean())
+        assert found["persons"] >= 30
+
+
+def test_value_codes_of_categories_equal_factorizing_their_strings():
+    rng = np.random.default_rng(3)
+    pool = ["b", "a", "ukendt", "æble", "Z", "2 personer"]
+    for _ in range(50):
+        values = np.array(pool + [None], dtype=object)[rng.integers(0, len(pool) + 1, 40)]
+        column = pd.Series(pd.Categorical(values, categories=list(rng.permutation(pool))))
+        codes, uniques = _value_codes(column)
+        expected_codes, expected_uniques = pd.factorize(column.astype("string").fillna("ukendt"), sort=True)
+        assert list(uniques) == list(expected_uniques)
+        np.testing.assert_array_equal(codes, expected_codes)

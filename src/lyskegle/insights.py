@@ -433,7 +433,7 @@ def discover_subgroups(
     labels = labelled["label"].to_numpy(dtype="int64")
     codes, values = {}, {}
     for attribute in attributes:
-        codes[attribute], values[attribute] = pd.factorize(labelled[attribute].astype("string").fillna("ukendt"), sort=True)
+        codes[attribute], values[attribute] = _value_codes(labelled[attribute])
     person_codes = pd.factorize(labelled["person_id"])[0]
 
     def mask_of(key: tuple) -> np.ndarray:
@@ -451,16 +451,18 @@ def discover_subgroups(
         for _ in range(max_conditions):
             candidates = []
             for conditions in beam:
-                mask = mask_of(conditions)
+                inside = np.flatnonzero(mask_of(conditions))
                 used = {a for a, _ in conditions}
                 for attribute in attributes:
                     if attribute in used:
                         continue
-                    sizes = np.bincount(codes[attribute][mask], minlength=len(values[attribute]))
-                    for value in np.flatnonzero(sizes >= min_subgroup):  # rows >= persons: a cheap pre-filter
-                        key = tuple(sorted((*conditions, (attribute, int(value)))))
+                    # every value of the attribute at once: one pass over the rows inside the parent
+                    refined = _refinement_figures(codes[attribute][inside], len(values[attribute]),
+                                                  labels[inside], person_codes[inside], min_subgroup, level)
+                    for value, figures in refined.items():
+                        key = tuple(sorted((*conditions, (attribute, value))))
                         if key not in seen:
-                            seen[key] = _subgroup_figures(mask & (codes[attribute] == value), labels, person_codes, min_subgroup, level)
+                            seen[key] = figures
                         if seen[key] is not None:
                             candidates.append(key)
             candidates = list(dict.fromkeys(candidates))
@@ -493,17 +495,49 @@ def discover_subgroups(
     return pd.DataFrame.from_records(records, columns=columns)
 
 
-def _subgroup_figures(
-    mask: np.ndarray, labels: np.ndarray, person_codes: np.ndarray, min_subgroup: int, level: float
-) -> dict | None:
-    """Persons, rows, rate and Wilson interval of one subgroup; None when it is too small."""
-    persons = int(np.count_nonzero(np.bincount(person_codes[mask])))  # distinct persons without a sort
-    if persons < min_subgroup:
-        return None
-    n, k = int(mask.sum()), int(labels[mask].sum())
-    low, high = wilson_interval(np.array([k]), np.array([n]), level)
-    return {"persons": persons, "observations": n, "rate": k / n,
-            "interval_low": float(low[0]), "interval_high": float(high[0])}
+def _value_codes(column: pd.Series) -> tuple[np.ndarray, pd.Index]:
+    """``pd.factorize(column.astype("string").fillna("ukendt"), sort=True)``, without turning
+    millions of categorical rows into strings first: the categories are factorized instead."""
+    if not isinstance(column.dtype, pd.CategoricalDtype):
+        return pd.factorize(column.astype("string").fillna("ukendt"), sort=True)
+    category_codes = column.cat.codes.to_numpy()
+    names = np.append(column.cat.categories.astype("string").to_numpy(dtype=object), "ukendt")
+    category_codes = np.where(category_codes < 0, len(names) - 1, category_codes)
+    present = np.flatnonzero(np.bincount(category_codes, minlength=len(names)))
+    # a category "ukendt" and missing values become one value, as after fillna
+    uniques, position = np.unique(names[present].astype(str), return_inverse=True)
+    to_value = np.zeros(len(names), dtype="int64")
+    to_value[present] = position
+    return to_value[category_codes], pd.Index(uniques, dtype=object)
+
+
+def _refinement_figures(
+    values: np.ndarray, n_values: int, labels: np.ndarray, persons: np.ndarray, min_subgroup: int, level: float
+) -> dict[int, dict | None]:
+    """Persons, rows, rate and Wilson interval of each refinement ``attribute = value`` of a parent
+    subgroup, given the parent's rows: the attribute's value codes, labels and person codes.
+
+    Values with fewer than ``min_subgroup`` rows are left out (rows >= persons: a cheap pre-filter);
+    a value with enough rows but too few distinct persons maps to None.
+    """
+    observations = np.bincount(values, minlength=n_values)
+    kept = np.flatnonzero(observations >= min_subgroup)
+    if not len(kept):
+        return {}
+    positives = np.bincount(values, weights=labels, minlength=n_values)[kept]
+    # distinct (person, value) pairs, counted per value
+    pairs = np.unique(persons.astype("int64") * n_values + values)
+    distinct = np.bincount(pairs % n_values, minlength=n_values)[kept]
+    low, high = wilson_interval(positives, observations[kept], level)
+    refined: dict[int, dict | None] = {}
+    for i, value in enumerate(kept.tolist()):
+        if distinct[i] < min_subgroup:
+            refined[value] = None
+            continue
+        n, k = int(observations[value]), int(positives[i])
+        refined[value] = {"persons": int(distinct[i]), "observations": n, "rate": k / n,
+                          "interval_low": float(low[i]), "interval_high": float(high[i])}
+    return refined
 
 
 def _rank(keys: list[tuple], seen: Mapping[tuple, dict], direction: str) -> list[tuple]:
