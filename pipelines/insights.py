@@ -104,7 +104,7 @@ def main() -> None:
     education = io.read_parquet(args.ingested / "education.parquet", columns=list(ATTRIBUTE_SOURCES["education"]))
     benefits = io.read_parquet(args.ingested / "benefits.parquet", columns=list(ATTRIBUTE_SOURCES["benefits"]))
     attributes = readable_attributes(
-        labelled.assign(as_of=labelled["as_of"].dt.date), population, dwellings, education,
+        labelled, population, dwellings, education,
         benefits, top_citizenships=params.subgroup_top_citizenships,
     )
     subgroups = discover_subgroups(

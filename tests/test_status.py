@@ -1,3 +1,4 @@
+import numpy as np
 import pandas as pd
 
 from lyskegle.status import (
@@ -6,6 +7,7 @@ from lyskegle.status import (
     employed_months_between,
     on_support_in_week,
     support_weeks_between,
+    support_weeks_by_code,
 )
 
 # person a: cash benefit (131) weeks 10-14, then SU (651) weeks 15-16
@@ -37,3 +39,20 @@ def test_employment_months():
     employment = pd.DataFrame({"person_id": ["a", "c"], "first_month": [100, 98], "n_months": [3, 1]})
     assert employed_months_between(employment, 99, 101).to_dict() == {"a": 1}
     assert list(employed_in_month(employment, 98)) == ["c"]
+
+
+def test_support_weeks_by_code_equal_the_weeks_by_id_in_every_window():
+    rng = np.random.default_rng(4)
+    n = 400
+    benefits = pd.DataFrame({
+        "person_id": [f"p{i}" for i in rng.integers(0, 60, n)],
+        "code": rng.choice([131, 651, 891, 121, 111], n),
+        "first_week": rng.integers(0, 200, n),
+        "n_weeks": rng.integers(1, 30, n),
+    })
+    ids = sorted(set(benefits["person_id"]) | {"never"})
+    codes = np.searchsorted(ids, benefits["person_id"].to_numpy())
+    windows = [(0, 10), (40, 92), (150, 250), (300, 310)]
+    for (start, end), weeks in zip(windows, support_weeks_by_code(benefits, codes, len(ids), windows)):
+        by_id = support_weeks_between(benefits, start, end)
+        assert dict(zip(ids, weeks.tolist())) == {i: int(by_id.get(i, 0)) for i in ids}

@@ -29,8 +29,8 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 
 from lyskegle.calendar import week_index
 from lyskegle.countries import COUNTRY_NAMES, DENMARK
-from lyskegle.ids import datetimes, float_by_id, is_in, shared_codes
-from lyskegle.status import support_weeks_between
+from lyskegle.ids import datetimes, shared_codes
+from lyskegle.status import support_weeks_by_code
 
 #: feature families that never enter a model (audit attributes ride along for fairness checks only)
 NON_MODEL_FAMILIES = frozenset({"audit"})
@@ -302,9 +302,9 @@ def readable_attributes(
 ) -> pd.DataFrame:
     """Readable attributes of each cohort row, known at its as-of date, for subgroup discovery.
 
-    ``cohort`` has ``person_id``, ``as_of`` (date) and ``label``; the other frames are the ingested
-    tables of docs/DATA_MODEL.md (at least the columns of :data:`ATTRIBUTE_SOURCES`). Uses ``bef``
-    of the as-of year, education of the year before and benefit weeks of the 52 weeks before the
+    ``cohort`` has ``person_id``, ``as_of`` (dates or datetime64) and ``label``; the other frames
+    are the ingested tables of docs/DATA_MODEL.md (at least the columns of
+    :data:`ATTRIBUTE_SOURCES`). Uses ``bef`` of the as-of year, education of the year before and benefit weeks of the 52 weeks before the
     as-of week. Returns ``person_id``, ``as_of``, ``label`` and one categorical column per
     attribute in :data:`ATTRIBUTE_NAMES`, each value already a Danish phrase, with the English
     phrase in a twin column ``<attribute>_en``.
@@ -318,18 +318,24 @@ def readable_attributes(
     people = people.assign(_year=people["year"].astype("int64")).drop(columns="year")
     # household sizes count every resident; the attributes are needed for the cohort's persons only
     household_size = people.groupby(["_year", "family_id"]).size().rename("_household_size")
-    people = people[is_in(people["person_id"], out["person_id"].unique())]
+    schooling = education.assign(_year=education["year"].astype("int64") + 1)[["person_id", "_year", "education_group"]]
+    # person ids as int codes shared by all four tables: a merge or lookup on millions of strings
+    # hashes each again
+    (persons, people_codes, schooling_codes, benefit_codes), vocabulary = shared_codes(
+        [out["person_id"], people["person_id"], schooling["person_id"], benefits["person_id"]])
+    out["_person"] = persons
+    in_cohort = np.zeros(len(vocabulary) + 1, dtype=bool)  # the extra last slot: code -1 (no id)
+    in_cohort[persons] = True
+    in_cohort[-1] = False
+    keep = in_cohort[people_codes]
+    people = people[keep].drop(columns="person_id").assign(_person=people_codes[keep])
     people = people.join(household_size, on=["_year", "family_id"])
     people = people.merge(dwellings[["dwelling_id", "area"]], on="dwelling_id", how="left")
-    # joined on int codes of the person ids: a merge on millions of strings hashes each again
-    schooling = education.assign(_year=education["year"].astype("int64") + 1)[["person_id", "_year", "education_group"]]
-    (out["_person"], people_codes, schooling_codes), _ = shared_codes(
-        [out["person_id"], people["person_id"], schooling["person_id"]])
-    people = people.drop(columns="person_id").assign(_person=people_codes)
     out = out.merge(people, on=["_person", "_year"], how="left")
     del people, household_size
     schooling = schooling.drop(columns="person_id").assign(_person=schooling_codes)
     out = out.merge(schooling.drop_duplicates(["_person", "_year"]), on=["_person", "_year"], how="left")
+    support_weeks = _support_weeks_last_year(out, as_of, benefits, benefit_codes, len(vocabulary))
 
     result = out[["person_id", "as_of", "label"]].copy()
 
@@ -350,7 +356,7 @@ def readable_attributes(
     size = out["_household_size"]
     put("household", np.select([size == 1, size == 2, size >= 3], ["bor alene", "2 personer", "3 eller flere"], "ukendt"),
         np.select([size == 1, size == 2, size >= 3], ["lives alone", "2 persons", "3 or more"], "unknown"))
-    put("support_last_year", *_support_bands(out, benefits))
+    put("support_last_year", *_support_bands(support_weeks))
     return result[["person_id", "as_of", "label", *(c for a in ATTRIBUTE_NAMES for c in (a, f"{a}_en"))]]
 
 
@@ -383,14 +389,27 @@ def _citizenship(values: pd.Series, top: int) -> tuple[pd.Series, pd.Series]:
     return da, en
 
 
-def _support_bands(out: pd.DataFrame, benefits: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+def _support_weeks_last_year(
+    out: pd.DataFrame, as_of: pd.Series, benefits: pd.DataFrame, benefit_codes: np.ndarray, n_codes: int
+) -> np.ndarray:
+    """Weeks on public support in the 52 weeks before each row's as-of week (``out["_person"]``
+    and ``benefit_codes`` are person codes in one code space of ``n_codes``)."""
     weeks = np.zeros(len(out), dtype="int64")
-    for as_of, rows in out.groupby("as_of").indices.items():
-        as_of_week = week_index(pd.Timestamp(as_of).date() if not isinstance(as_of, dt.date) else as_of)
-        counted = support_weeks_between(benefits, as_of_week - 52, as_of_week)
-        weeks[rows] = np.nan_to_num(float_by_id(out["person_id"].iloc[rows], counted.astype("float64"))).astype("int64")
-    da = pd.Series(np.select([weeks == 0, weeks < 26, weeks < 52], ["0 uger", "1-25 uger", "26-51 uger"], "hele året"), index=out.index)
-    en = pd.Series(np.select([weeks == 0, weeks < 26, weeks < 52], ["0 weeks", "1-25 weeks", "26-51 weeks"], "all year"), index=out.index)
+    groups = as_of.groupby(as_of.to_numpy()).indices
+    ends = [week_index(pd.Timestamp(date).date()) for date in groups]
+    # a benefits row without a person id (code -1) counts for no one
+    has_person = benefit_codes >= 0
+    counted = support_weeks_by_code(benefits[has_person], benefit_codes[has_person], n_codes,
+                                    [(end - 52, end) for end in ends])
+    persons = out["_person"].to_numpy()
+    for rows, by_person in zip(groups.values(), counted):
+        weeks[rows] = by_person[persons[rows]]
+    return weeks
+
+
+def _support_bands(weeks: np.ndarray) -> tuple[pd.Series, pd.Series]:
+    da = pd.Series(np.select([weeks == 0, weeks < 26, weeks < 52], ["0 uger", "1-25 uger", "26-51 uger"], "hele året"))
+    en = pd.Series(np.select([weeks == 0, weeks < 26, weeks < 52], ["0 weeks", "1-25 weeks", "26-51 weeks"], "all year"))
     return da, en
 
 

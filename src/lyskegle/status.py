@@ -8,6 +8,8 @@ counts, so a window that ends before an as-of date never sees anything after it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 
@@ -27,6 +29,26 @@ def support_weeks_between(benefits: pd.DataFrame, start_week: int, end_week: int
     weeks = _overlap(benefits["first_week"].to_numpy("int64"), benefits["n_weeks"].to_numpy("int64"), start_week, end_week)
     counted = (weeks > 0) & is_public_support(benefits["code"].to_numpy())
     return _sum_by_person(weeks, benefits["person_id"], counted).rename("support_weeks")
+
+
+def support_weeks_by_code(
+    benefits: pd.DataFrame, person_codes: np.ndarray, n_codes: int, windows: Sequence[tuple[int, int]]
+) -> list[np.ndarray]:
+    """:func:`support_weeks_between` for each window ``[start, end)``, with persons as int codes.
+
+    ``person_codes`` holds the code (``0 .. n_codes - 1``) of each benefits row's person. Returns,
+    per window, the weeks of every code: an array of ``n_codes``, 0 where there are none. Summing
+    by code needs no hashing of the ids, however many windows are counted.
+    """
+    person_codes = np.asarray(person_codes)
+    support = is_public_support(benefits["code"].to_numpy())
+    first, length = benefits["first_week"].to_numpy("int64")[support], benefits["n_weeks"].to_numpy("int64")[support]
+    codes = person_codes[support]
+    counts = []
+    for start, end in windows:
+        weeks = _overlap(first, length, start, end)
+        counts.append(np.bincount(codes, weights=weeks, minlength=n_codes).astype("int64"))
+    return counts
 
 
 def code_in_week(benefits: pd.DataFrame, week: int) -> pd.Series:
