@@ -3,6 +3,7 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.impute import SimpleImputer
 
 from lyskegle.config import TrainParams
 from lyskegle.encoders import StairwellRateEncoder
@@ -12,6 +13,7 @@ from lyskegle.models import (
     cohort_filter,
     column_roles,
     labelled_rows,
+    median_or_zero,
     model_grid,
     model_inputs,
     synthetic_input_row,
@@ -196,3 +198,18 @@ def test_sampled_cohort_keeps_every_other_row_and_a_sample_of_the_sampled_dates(
     again = sampled_cohort(cohorts, "t", dates[:2], max_rows=4, random_state=0)
     assert kept["person_id"].tolist() == again["person_id"].tolist()
     assert len(sampled_cohort(cohorts, "t", dates[:2], max_rows=100, random_state=0)) == 29
+
+
+def test_median_or_zero_imputes_as_scikit_learns_median():
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(401, 6))
+    X[rng.random(X.shape) < 0.3] = np.nan
+    X[:, 2] = np.nan                       # no value at all: imputed as 0 and kept
+    X[:, 3] = np.round(X[:, 3])            # ties
+    X[1:, 4] = np.nan                      # one value
+    X[::2, 5] = np.nan                     # an even count of values: the mean of the middle two
+    ours = SimpleImputer(strategy=median_or_zero, add_indicator=True, keep_empty_features=True).fit(X)
+    theirs = SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True).fit(X)
+    np.testing.assert_array_equal(ours.statistics_, theirs.statistics_)
+    np.testing.assert_array_equal(ours.transform(X), theirs.transform(X))
+    assert ours.transform(X).shape[1] == 6 + 6  # every column kept, each with a missing indicator
