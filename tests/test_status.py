@@ -1,10 +1,13 @@
 import numpy as np
 import pandas as pd
 
+from lyskegle.codes import is_public_support
 from lyskegle.status import (
     code_in_week,
     employed_in_month,
     employed_months_between,
+    ids_employed_in_month,
+    ids_with_code_in_week,
     on_support_in_week,
     support_weeks_between,
     support_weeks_by_code,
@@ -56,3 +59,13 @@ def test_support_weeks_by_code_equal_the_weeks_by_id_in_every_window():
     for (start, end), weeks in zip(windows, support_weeks_by_code(benefits, codes, len(ids), windows)):
         by_id = support_weeks_between(benefits, start, end)
         assert dict(zip(ids, weeks.tolist())) == {i: int(by_id.get(i, 0)) for i in ids}
+
+
+def test_ids_in_a_week_or_month_are_the_persons_of_the_sorted_lookups():
+    for week in (9, 10, 12, 15, 20, 21):
+        assert set(ids_with_code_in_week(BENEFITS, week)) == set(code_in_week(BENEFITS, week).index)
+        assert set(ids_with_code_in_week(BENEFITS, week, is_public_support)) == set(on_support_in_week(BENEFITS, week))
+    assert list(ids_with_code_in_week(BENEFITS, 12, lambda codes: codes == 891)) == ["b"]
+    employment = pd.DataFrame({"person_id": ["a", "c", "a"], "first_month": [100, 98, 110], "n_months": [3, 1, 2]})
+    for month in (97, 98, 100, 102, 103, 111):
+        assert set(ids_employed_in_month(employment, month)) == set(employed_in_month(employment, month))

@@ -25,7 +25,7 @@ from lyskegle.codes import CENSORING_CODES, GROUPS, is_public_support
 from lyskegle.countries import DENMARK
 from lyskegle.ids import datetimes, float_by_id, is_in
 from lyskegle.privacy import suppress_small_cells
-from lyskegle.status import code_in_week, employed_in_month, on_support_in_week
+from lyskegle.status import ids_employed_in_month, ids_with_code_in_week
 
 STUDENT_CODES = frozenset(GROUPS["student_grant"])
 #: offences that count for the official conviction criterion (criminal code, weapons act, drugs act)
@@ -150,9 +150,8 @@ def _criteria_of_year(
     western_countries: Collection[str],
 ) -> pd.DataFrame:
     november = dt.date(year - 1, 11, 15)
-    employed = employed_in_month(employment, month_index(year - 1, 11))
-    codes = code_in_week(benefits, week_index(november))
-    students = codes.index[codes.isin(list(STUDENT_CODES))]
+    employed = ids_employed_in_month(employment, month_index(year - 1, 11))
+    students = ids_with_code_in_week(benefits, week_index(november), _is_student)
 
     def in_education(frame: pd.DataFrame) -> pd.Series:
         return pd.Series(is_in(frame["person_id"], students), index=frame.index)
@@ -211,6 +210,14 @@ def _criteria_of_year(
     return out.rename_axis("area").set_index("year", append=True)
 
 
+def _is_student(codes: np.ndarray) -> np.ndarray:
+    return np.isin(codes, list(STUDENT_CODES))
+
+
+def _is_censoring(codes: np.ndarray) -> np.ndarray:
+    return np.isin(codes, list(CENSORING_CODES))
+
+
 def _non_western(residents: pd.DataFrame, western_countries: Collection[str]) -> pd.Series:
     """Immigrants and descendants (IE_TYPE 2, 3) whose country of origin is neither Denmark nor in
     DST's list of Western countries (DST's rule: every country not listed as Western is non-Western)."""
@@ -262,15 +269,15 @@ def _moves_of_year(
 
     start_week, next_week = week_index(dt.date(year, 1, 1)), week_index(dt.date(year + 1, 1, 1))
     adults = residents[residents["age"].between(18, 64)]
-    on_support = adults[is_in(adults["person_id"], on_support_in_week(benefits, start_week))]
+    on_support = adults[is_in(adults["person_id"], ids_with_code_in_week(benefits, start_week, is_public_support))]
     if after is None or benefits.empty or next_week >= int((benefits["first_week"] + benefits["n_weeks"]).max()):
         for column in ("persons_left_support", "move_out_rate_left_support", "persons_stayed_on_support", "move_out_rate_stayed_on_support"):
             out[column] = np.nan
         return out
-    next_codes = code_in_week(benefits, next_week)
-    next_code = on_support["person_id"].map(next_codes)
-    still = pd.Series(is_public_support(next_code.fillna(0).to_numpy("int64")), index=on_support.index)
-    gone = next_code.isin(list(CENSORING_CODES))
+    still = pd.Series(is_in(on_support["person_id"], ids_with_code_in_week(benefits, next_week, is_public_support)),
+                      index=on_support.index)
+    gone = pd.Series(is_in(on_support["person_id"], ids_with_code_in_week(benefits, next_week, _is_censoring)),
+                     index=on_support.index)
     area_next = on_support["person_id"].map(after)
     present_next = pd.Series(is_in(on_support["person_id"], after.index), index=on_support.index)
     moved = present_next & (area_next != on_support["area"]).fillna(True)

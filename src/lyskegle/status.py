@@ -8,7 +8,7 @@ counts, so a window that ends before an as-of date never sees anything after it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -57,6 +57,31 @@ def code_in_week(benefits: pd.DataFrame, week: int) -> pd.Series:
     inside = (first <= week) & (week < first + benefits["n_weeks"].to_numpy("int64"))
     hits = benefits.loc[inside, ["person_id", "code"]]
     return hits.drop_duplicates("person_id").set_index("person_id")["code"].sort_index()
+
+
+def ids_with_code_in_week(
+    benefits: pd.DataFrame, week: int, which: Callable[[np.ndarray], np.ndarray] | None = None
+) -> pd.Series:
+    """The ``person_id`` of every run that covers ``week`` (and whose code ``which`` accepts:
+    a function of the code array, such as :func:`~lyskegle.codes.is_public_support`),
+    as they are in ``benefits``: neither sorted nor made unique, so Arrow ids stay Arrow. For
+    :func:`~lyskegle.ids.is_in` look-ups; a person has one code per week, so one run at most.
+
+    ``code_in_week`` builds a sorted, de-duplicated index of Python strings instead: about a
+    second a call at a million persons."""
+    first = benefits["first_week"].to_numpy("int64")
+    inside = (first <= week) & (week < first + benefits["n_weeks"].to_numpy("int64"))
+    if which is not None:
+        inside &= which(benefits["code"].to_numpy())
+    return benefits["person_id"][inside]
+
+
+def ids_employed_in_month(employment: pd.DataFrame, month: int) -> pd.Series:
+    """The ``person_id`` of every run of work that covers ``month``, as in ``employment`` (neither
+    sorted nor unique): :func:`employed_in_month` for :func:`~lyskegle.ids.is_in` look-ups."""
+    first = employment["first_month"].to_numpy("int64")
+    inside = (first <= month) & (month < first + employment["n_months"].to_numpy("int64"))
+    return employment["person_id"][inside]
 
 
 def on_support_in_week(benefits: pd.DataFrame, week: int) -> pd.Index:
