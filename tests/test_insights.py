@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from lyskegle import insights
 from lyskegle.calendar import week_index
 from lyskegle.insights import (
     ATTRIBUTE_NAMES,
@@ -191,8 +192,11 @@ def _random_subgroup_rows(seed: int) -> pd.DataFrame:
     return frame
 
 
+@pytest.mark.parametrize("bitmap", [True, False], ids=["bitmap", "sorted-pairs"])
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_subgroup_figures_match_a_direct_count_of_their_rows(seed):
+def test_subgroup_figures_match_a_direct_count_of_their_rows(seed, bitmap, monkeypatch):
+    if not bitmap:  # distinct persons by sorting (person, value) pairs, as for a national extract
+        monkeypatch.setattr(insights, "_BITMAP_CELLS", 0)
     rows = _random_subgroup_rows(seed)
     table = discover_subgroups(rows, ["age_band", "sex", "area"], min_subgroup=30, max_conditions=3, beam_width=4, results=5)
     assert len(table) == 10

@@ -453,7 +453,8 @@ def discover_subgroups(
     codes, values = {}, {}
     for attribute in attributes:
         codes[attribute], values[attribute] = _value_codes(labelled[attribute])
-    person_codes = pd.factorize(labelled["person_id"])[0]
+    person_codes, person_ids = pd.factorize(labelled["person_id"])
+    n_persons = len(person_ids)
 
     def mask_of(key: tuple) -> np.ndarray:
         # masks are rebuilt from their conditions rather than stored: thousands of candidates
@@ -476,8 +477,8 @@ def discover_subgroups(
                     if attribute in used:
                         continue
                     # every value of the attribute at once: one pass over the rows inside the parent
-                    refined = _refinement_figures(codes[attribute][inside], len(values[attribute]),
-                                                  labels[inside], person_codes[inside], min_subgroup, level)
+                    refined = _refinement_figures(codes[attribute][inside], len(values[attribute]), labels[inside],
+                                                  person_codes[inside], n_persons, min_subgroup, level)
                     for value, figures in refined.items():
                         key = tuple(sorted((*conditions, (attribute, value))))
                         if key not in seen:
@@ -530,11 +531,19 @@ def _value_codes(column: pd.Series) -> tuple[np.ndarray, pd.Index]:
     return to_value[category_codes], pd.Index(uniques, dtype=object)
 
 
+#: distinct persons per value are counted in a persons x values bitmap up to this many cells (a
+#: sort of the (person, value) pairs beyond it): a sort of millions of pairs per candidate parent
+#: was most of the search's time
+_BITMAP_CELLS = 2**28
+
+
 def _refinement_figures(
-    values: np.ndarray, n_values: int, labels: np.ndarray, persons: np.ndarray, min_subgroup: int, level: float
+    values: np.ndarray, n_values: int, labels: np.ndarray, persons: np.ndarray, n_persons: int,
+    min_subgroup: int, level: float,
 ) -> dict[int, dict | None]:
     """Persons, rows, rate and Wilson interval of each refinement ``attribute = value`` of a parent
-    subgroup, given the parent's rows: the attribute's value codes, labels and person codes.
+    subgroup, given the parent's rows: the attribute's value codes, labels and person codes
+    (``0 .. n_persons - 1``).
 
     Values with fewer than ``min_subgroup`` rows are left out (rows >= persons: a cheap pre-filter);
     a value with enough rows but too few distinct persons maps to None.
@@ -545,8 +554,13 @@ def _refinement_figures(
         return {}
     positives = np.bincount(values, weights=labels, minlength=n_values)[kept]
     # distinct (person, value) pairs, counted per value
-    pairs = np.unique(persons.astype("int64") * n_values + values)
-    distinct = np.bincount(pairs % n_values, minlength=n_values)[kept]
+    pairs = persons.astype("int64") * n_values + values
+    if n_persons * n_values <= _BITMAP_CELLS:
+        present = np.zeros(n_persons * n_values, dtype=bool)
+        present[pairs] = True
+        distinct = np.count_nonzero(present.reshape(n_persons, n_values), axis=0)[kept]
+    else:
+        distinct = np.bincount(np.unique(pairs) % n_values, minlength=n_values)[kept]
     low, high = wilson_interval(positives, observations[kept], level)
     refined: dict[int, dict | None] = {}
     for i, value in enumerate(kept.tolist()):
