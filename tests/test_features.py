@@ -22,6 +22,7 @@ Work: bo months [24100, 24300), dina [24189, 24195), gorm [24180, 24185).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
 
@@ -39,7 +40,7 @@ from lyskegle.features import (
     model_feature_columns,
 )
 from lyskegle.features_area import leave_one_out_mean
-from lyskegle.features_individual import country_group, support_spells
+from lyskegle.features_individual import country_group, latest_known, support_spells
 
 AS_OF = dt.date(2016, 1, 4)
 WESTERN = frozenset({"5180"})
@@ -316,3 +317,25 @@ def test_feature_params_fail_loudly_with_the_key():
     with pytest.raises(ParamsError, match="working_age_min"):
         parse_section("features", {"working_age_min": 70, "working_age_max": 64})
     assert parse_section("features", {"support_windows_weeks": [26]}).support_windows_weeks == [26]
+
+
+@pytest.mark.parametrize("shuffled", [False, True], ids=["in-year-order", "shuffled"])
+def test_known_at_keeps_the_years_known_then_in_any_row_order(shuffled):
+    rng = np.random.default_rng(6)
+    income = pd.DataFrame({"person_id": rng.integers(0, 50, 300), "year": np.sort(rng.integers(2010, 2024, 300)).astype("int16"),
+                           "total_income": rng.normal(size=300)})
+    if shuffled:
+        income = income.sample(frac=1, random_state=1)
+    registers = dataclasses.replace(_registers(), income=income)
+    for as_of in (dt.date(2010, 1, 4), dt.date(2016, 1, 4), dt.date(2030, 1, 7)):
+        cut = known_at(registers, as_of).income
+        pd.testing.assert_frame_equal(cut, income[income["year"] <= as_of.year - 1])
+
+
+def test_latest_known_takes_each_persons_latest_year_in_any_row_order():
+    register = pd.DataFrame({"person_id": [1, 2, 1, 3, 2, 1], "year": np.array([2015, 2015, 2016, 2016, 2017, 2017], dtype="int16"),
+                             "education_group": [10, 20, 30, 40, 50, 60]})
+    persons = pd.Index([1, 2, 3, 4], name="person_id")
+    for frame in (register, register.iloc[::-1], register.sample(frac=1, random_state=2)):
+        latest = latest_known(frame, persons)
+        assert latest["education_group"].tolist()[:3] == [60, 50, 40] and pd.isna(latest["education_group"].iloc[3])
