@@ -18,6 +18,7 @@ from lyskegle.privacy import (
     CPR_SHAPED,
     EXTRACT_PNR,
     extract_identifiers,
+    extract_identifiers_of,
     find_identifiers,
     find_identifiers_in_bytes,
     scan_blocks,
@@ -275,3 +276,22 @@ def test_the_scan_cache_misses_when_the_identifiers_or_the_reading_differ(writte
     record = identifier_scan.scan_outputs([root / "other"], [], known, identifier_scan.ScanCache(cache_folder, known))
     assert record["files_from_cache"] == 0
     assert "column person_id, row 500" in _hits_by_file(record, root)["other/leaky.parquet"]["where"]
+
+
+_ID_PIECES = ["6101701234", "610170-1234", "QX7ZK2PA", "0123", "123", "-", " ", "\t", "\x1c", "\u00a0", "\u0661\u0662",
+              "abc-def", "x" * 70, "", "æ", "1234567890"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.lists(st.sampled_from(_ID_PIECES), min_size=1, max_size=3).map("".join)),
+                max_size=30))
+def test_extract_identifiers_of_an_arrow_array_equals_the_python_path(values):
+    # whitespace (ASCII, \x1c, no-break space), Arabic-Indic digits, dashes, tokens over 64
+    # characters: the values Arrow does not normalise itself must give the same digests too
+    assert extract_identifiers_of(pa.array(values, type=pa.string())) == extract_identifiers(values)
+
+
+def test_extract_identifiers_of_plain_ids_normalises_dashed_cpr_numbers():
+    found = extract_identifiers_of(pa.array(["610170-1234", "6101701234", "QX7ZK2PA", None]))
+    assert found.size == 2 and found.lengths == {8, 10} and not found.digits_only
+    assert extract_identifiers_of(pa.array(["610170-1234"])).digits_only

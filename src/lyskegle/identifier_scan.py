@@ -19,7 +19,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 from tqdm import tqdm
 
 from lyskegle import io, privacy
@@ -42,8 +41,7 @@ def extract_pnr_values(folder: Path) -> privacy.ExtractIdentifiers:
         for arrays in tqdm(pool.map(_distinct_pnr_values, paths), total=len(paths), desc="extract PNR values",
                            unit="file", file=sys.stderr):
             distinct.extend(arrays)
-    values = pc.unique(pa.chunked_array(distinct, type=pa.large_string())).to_pylist() if distinct else []
-    return privacy.extract_identifiers(values)
+    return privacy.extract_identifiers_of(pa.chunked_array(distinct, type=pa.large_string()))
 
 
 def _distinct_pnr_values(path: Path) -> list[pa.Array]:

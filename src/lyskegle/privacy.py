@@ -124,6 +124,33 @@ def extract_identifiers(values: Iterable[str]) -> ExtractIdentifiers:
                               digits_only=all(_DIGITS.fullmatch(v) for v in distinct))
 
 
+#: ids of ASCII letters, digits and dashes only (every PNR of a real or synthetic extract): for
+#: them stripping does nothing and ``\d`` means ``[0-9]``, so Arrow can normalise them
+_PLAIN_ID = "^[0-9A-Za-z-]+$"
+
+
+def extract_identifiers_of(values: pa.Array | pa.ChunkedArray) -> ExtractIdentifiers:
+    """:func:`extract_identifiers` of an Arrow string array, with the same result.
+
+    Plain ids (:data:`_PLAIN_ID`) are normalised and de-duplicated by Arrow; only their SHA-256
+    runs in Python. Any other value (with whitespace, other characters) takes the Python path.
+    At a million persons this is about 1.6M values per scan.
+    """
+    # distinct first: a register repeats each person's PNR in every year's file
+    values = pc.drop_null(pc.unique(pa.chunked_array([values]) if isinstance(values, pa.Array) else values))
+    values = values.cast(pa.large_string())
+    plain = pc.match_substring_regex(values, _PLAIN_ID)
+    other = extract_identifiers(pc.filter(values, pc.invert(plain)).to_pylist())
+    ids = pc.filter(values, plain)
+    ids = pc.if_else(pc.match_substring_regex(ids, "^[0-9]{6}-[0-9]{4}$"), pc.replace_substring(ids, "-", ""), ids)
+    ids = pc.unique(pc.filter(ids, pc.less_equal(pc.utf8_length(ids), _MAX_TOKEN)))
+    lengths = frozenset(pc.unique(pc.utf8_length(ids)).to_pylist())
+    digits_only = len(ids) == 0 or pc.all(pc.match_substring_regex(ids, "^[0-9]+$")).as_py()
+    digests = frozenset(hashlib.sha256(v).digest() for v in pc.cast(ids, pa.large_binary()).to_pylist())
+    return ExtractIdentifiers(digests | other.digests, lengths | other.lengths,
+                              digits_only=bool(digits_only and other.digits_only))
+
+
 def find_identifiers(text: str, known: ExtractIdentifiers | None = None) -> list[tuple[int, str]]:
     """``(offset, kind)`` of every identifier in ``text``, by offset: ``extract_pnr`` for a raw PNR
     value of the extract, else ``cpr_shaped`` for anything with a CPR number's shape."""
