@@ -45,7 +45,7 @@ def write_extract(extract: SyntheticExtract, out: Path) -> dict[str, int]:
         register = register_name(stem)
         if stem == "dream":
             name = "dream.parquet"
-            rows[name] = io.write_parquet_pieces((frame for _, frame in group), out / name)
+            rows[name] = io.write_parquet_parts((frame for _, frame in group), out / name)
             continue
         frames = [frame for _, frame in group]
         if len(frames) != 1:

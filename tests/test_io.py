@@ -1,4 +1,6 @@
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from lyskegle import io
@@ -39,3 +41,25 @@ def test_text_is_read_arrow_backed_whatever_wrote_it(tmp_path):
     back = io.read_parquet(tmp_path / "t.parquet")
     assert back["person_id"].dtype == "string[pyarrow]" and back["person_id"].isna().tolist() == [False, True]
     assert back["n"].dtype == "int64"
+
+
+def test_parts_written_while_the_next_is_computed_give_the_bytes_of_one_after_the_other(tmp_path):
+    parts = [_part(f"20{20 + i}-01-06", [f"p{j}" for j in range(i * 50, i * 50 + 40)]) for i in range(4)]
+    io.write_parquet_parts(iter(parts), tmp_path / "overlapped.parquet")
+    with pq.ParquetWriter(tmp_path / "serial.parquet", pa.Table.from_pandas(parts[0], preserve_index=False).schema,
+                          compression="zstd") as writer:
+        for part in parts:
+            writer.write_table(pa.Table.from_pandas(part, preserve_index=False))
+    assert (tmp_path / "overlapped.parquet").read_bytes() == (tmp_path / "serial.parquet").read_bytes()
+    assert pq.ParquetFile(tmp_path / "overlapped.parquet").metadata.num_row_groups == 4
+
+
+def test_a_failure_while_computing_a_part_leaves_no_file(tmp_path):
+    def parts():
+        yield _part("2020-01-06", ["a"])
+        yield _part("2021-01-04", ["b"])
+        raise RuntimeError("the third part could not be computed")
+
+    with pytest.raises(RuntimeError, match="third part"):
+        io.write_parquet_parts(parts(), tmp_path / "t.parquet")
+    assert list(tmp_path.iterdir()) == []

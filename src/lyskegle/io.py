@@ -53,10 +53,15 @@ def write_parquet_parts(frames: Iterable[pd.DataFrame], path: str | Path) -> int
 
     For tables too large to hold twice: each frame can be dropped once written. The first frame
     fixes the schema; a later frame whose columns differ is an error. Returns the rows written.
+
+    A part is compressed and written on a second thread while the caller computes the next one
+    (Arrow writes without the GIL): one part is written at a time, so at most one more part than
+    before is held. The bytes are the same as writing one part after the other.
     """
     rows = 0
-    with atomic_path(path) as temporary:
+    with atomic_path(path) as temporary, ThreadPoolExecutor(max_workers=1) as writing:
         writer = None
+        written = None  # the part being written while the next one is computed
         try:
             for frame in frames:
                 table = pa.Table.from_pandas(frame, preserve_index=False)
@@ -64,9 +69,16 @@ def write_parquet_parts(frames: Iterable[pd.DataFrame], path: str | Path) -> int
                     writer = pq.ParquetWriter(temporary, table.schema, compression="zstd")
                 elif table.column_names != writer.schema.names:
                     raise ValueError(f"{path}: a part has columns {table.column_names}, the first had {writer.schema.names}")
-                writer.write_table(table.cast(writer.schema))
+                table = table.cast(writer.schema)
+                if written is not None:
+                    written.result()
+                written = writing.submit(writer.write_table, table)
                 rows += len(frame)
+            if written is not None:
+                written.result()
         finally:
+            if written is not None:
+                written.exception()  # never close the writer under a part still being written
             if writer is not None:
                 writer.close()
         if writer is None:
@@ -519,26 +531,6 @@ def write_extract_csv(frame: pd.DataFrame, path: str | Path, encoding: str = "ut
             sink = pa.BufferOutputStream()
             pa_csv.write_csv(table, sink, write_options=options)
             temporary.write_bytes(sink.getvalue().to_pybytes().decode("utf-8").encode(encoding))
-
-
-def write_parquet_pieces(frames: Iterable[pd.DataFrame], path: str | Path) -> int:
-    """Write frames with equal columns as row groups of one Parquet file, atomically; returns the rows."""
-    import pyarrow.parquet as pq_
-
-    rows = 0
-    writer = None
-    with atomic_path(path) as temporary:
-        try:
-            for frame in frames:
-                table = pa.Table.from_pandas(frame, preserve_index=False)
-                if writer is None:
-                    writer = pq_.ParquetWriter(temporary, table.schema, compression="zstd")
-                writer.write_table(table)
-                rows += table.num_rows
-        finally:
-            if writer is not None:
-                writer.close()
-    return rows
 
 
 def write_extract_xport(frame: pd.DataFrame, path: str | Path, table_name: str) -> None:
