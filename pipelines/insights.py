@@ -13,6 +13,7 @@ import datetime as dt
 import logging
 from pathlib import Path
 
+import pandas as pd
 
 from lyskegle import io
 from lyskegle.config import load_section
@@ -65,8 +66,7 @@ def main() -> None:
     features = io.read_parquet_where(args.features, cohort_filter(sampled, args.target), ["as_of", "person_id"])
     rows, _ = labelled_rows(features, sampled, args.target)
     del features
-    test = rows[on_dates(rows["as_of"], test_as_of)].reset_index(drop=True)
-    train = rows[on_dates(rows["as_of"], train_as_of)].reset_index(drop=True)
+    test, train = _rows_on(rows, test_as_of), _rows_on(rows, train_as_of)
     del rows
     if test.empty or train.empty:
         raise ValueError(f"{args.target}: no labelled rows at the model's training or test as-of dates "
@@ -114,6 +114,14 @@ def main() -> None:
     )
     io.write_csv(subgroups, args.reports / "subgroups.csv")
     log.info("%s: %d families, %d stairwells shown, %d subgroups", args.target, len(importance), len(stairwells), len(subgroups))
+
+
+def _rows_on(rows: pd.DataFrame, dates: list[dt.date]) -> pd.DataFrame:
+    """The rows on the as-of dates, numbered from 0. The selection is a copy already; a new index
+    on it spares ``reset_index`` copying a million rows of features again."""
+    picked = rows[on_dates(rows["as_of"], dates)]
+    picked.index = pd.RangeIndex(len(picked))
+    return picked
 
 
 if __name__ == "__main__":
