@@ -17,7 +17,6 @@ apply to. Intervals are 95 % unless the caller asks for another level.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -304,10 +303,10 @@ def readable_attributes(
 
     ``cohort`` has ``person_id``, ``as_of`` (dates or datetime64) and ``label``; the other frames
     are the ingested tables of docs/DATA_MODEL.md (at least the columns of
-    :data:`ATTRIBUTE_SOURCES`). Uses ``bef`` of the as-of year, education of the year before and benefit weeks of the 52 weeks before the
-    as-of week. Returns ``person_id``, ``as_of``, ``label`` and one categorical column per
-    attribute in :data:`ATTRIBUTE_NAMES`, each value already a Danish phrase, with the English
-    phrase in a twin column ``<attribute>_en``.
+    :data:`ATTRIBUTE_SOURCES`). Uses ``bef`` of the as-of year, education of the year before and
+    benefit weeks of the 52 weeks before the as-of week. Returns ``person_id``, ``as_of``,
+    ``label`` and one categorical column per attribute in :data:`ATTRIBUTE_NAMES`, each value
+    already a Danish phrase, with the English phrase in a twin column ``<attribute>_en``.
     """
     out = cohort[["person_id", "as_of", "label"]].reset_index(drop=True).copy()
     as_of = datetimes(out["as_of"])
