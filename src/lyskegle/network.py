@@ -442,8 +442,8 @@ def exposure_features(
             columns["family_two_hop_contacts"] = two_hop_contacts
             columns["family_two_hop_share_on_support"] = _share(two_hop_supported, two_hop_contacts)
     # counts as int32 before the frame is built, not converted column by column in a built frame
-    return pd.DataFrame({column: np.rint(values).astype("int32") if _is_count(column) else values
-                         for column, values in columns.items()})
+    return pd.DataFrame({column: np.rint(column_values).astype("int32") if _is_count(column) else column_values
+                         for column, column_values in columns.items()})
 
 
 def _two_hop(adjacency: sparse.csr_array) -> sparse.csr_array:

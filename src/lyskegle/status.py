@@ -21,6 +21,12 @@ def _overlap(first: np.ndarray, length: np.ndarray, start: int, end: int) -> np.
     return np.clip(np.minimum(last, end) - np.maximum(first, start), 0, None)
 
 
+def _covers(first: pd.Series, length: pd.Series, at: int) -> np.ndarray:
+    """Which runs (first week or month, length) cover ``at``."""
+    first = first.to_numpy("int64")
+    return (first <= at) & (at < first + length.to_numpy("int64"))
+
+
 def support_weeks_between(benefits: pd.DataFrame, start_week: int, end_week: int) -> pd.Series:
     """Weeks with a public-support code in ``[start_week, end_week)``, per ``person_id``.
 
@@ -53,9 +59,7 @@ def support_weeks_by_code(
 
 def code_in_week(benefits: pd.DataFrame, week: int) -> pd.Series:
     """The DREAM code each person carried in ``week`` (persons with a blank week are absent)."""
-    first = benefits["first_week"].to_numpy("int64")
-    inside = (first <= week) & (week < first + benefits["n_weeks"].to_numpy("int64"))
-    hits = benefits.loc[inside, ["person_id", "code"]]
+    hits = benefits.loc[_covers(benefits["first_week"], benefits["n_weeks"], week), ["person_id", "code"]]
     return hits.drop_duplicates("person_id").set_index("person_id")["code"].sort_index()
 
 
@@ -69,8 +73,7 @@ def ids_with_code_in_week(
 
     ``code_in_week`` builds a sorted, de-duplicated index of Python strings instead: about a
     second a call at a million persons."""
-    first = benefits["first_week"].to_numpy("int64")
-    inside = (first <= week) & (week < first + benefits["n_weeks"].to_numpy("int64"))
+    inside = _covers(benefits["first_week"], benefits["n_weeks"], week)
     if which is not None:
         inside &= which(benefits["code"].to_numpy())
     return benefits["person_id"][inside]
@@ -79,9 +82,7 @@ def ids_with_code_in_week(
 def ids_employed_in_month(employment: pd.DataFrame, month: int) -> pd.Series:
     """The ``person_id`` of every run of work that covers ``month``, as in ``employment`` (neither
     sorted nor unique): :func:`employed_in_month` for :func:`~lyskegle.ids.is_in` look-ups."""
-    first = employment["first_month"].to_numpy("int64")
-    inside = (first <= month) & (month < first + employment["n_months"].to_numpy("int64"))
-    return employment["person_id"][inside]
+    return employment["person_id"][_covers(employment["first_month"], employment["n_months"], month)]
 
 
 def on_support_in_week(benefits: pd.DataFrame, week: int) -> pd.Index:
