@@ -23,6 +23,8 @@ from lyskegle.ingest import PersonKeys, ingest_dream, ingest_register, register_
 from lyskegle.io import ExtractError, RawRegister
 from lyskegle.pseudonym import DEVELOPMENT_KEY, PseudonymKeyError, find_cpr_numbers, pseudonymise
 
+from conftest import TINY_EXTRACT
+
 P1, P2, P3, P4, P5, P6 = "6503801234", "7012851235", "8107901236", "6611951237", "7702601238", "6904101239"
 FIRST_WEEK = iso_week_index(2019, 50)
 DECEMBER_2019 = month_index(2019, 12)
@@ -224,6 +226,29 @@ def test_stage_writes_no_cpr_number_and_the_same_bytes_twice(ingest_stage, tmp_p
     assert len(extract["files"]) == 9 and all(len(h) == 64 for h in extract["files"].values())
     quality = json.loads((first / "data_quality.json").read_text())
     assert quality["totals"]["rows_quarantined"] == 1
+
+
+def test_a_sink_takes_each_files_rows_as_read_and_together_they_are_the_tables(ingest_stage, tiny_ingested):
+    handed: list[tuple[str, pd.DataFrame]] = []
+    result, _ = ingest_stage.ingest_folder(TINY_EXTRACT, env={}, sink=lambda name, rows: handed.append((name, rows)))
+    assert len(result.tables) == 0
+    assert result.quality == tiny_ingested[0].quality and result.extract == tiny_ingested[0].extract
+    names = [name for name, _ in handed]
+    assert names[:3] == ["dwellings", "benefits", "employment"]  # in the order the files are read
+    assert set(names) == set(tiny_ingested[0].tables)
+    for name, expected in tiny_ingested[0].tables.items():
+        parts = [rows for part_name, rows in handed if part_name == name]
+        pd.testing.assert_frame_equal(pd.concat(parts, ignore_index=True), expected)
+
+
+def test_a_file_that_fails_late_leaves_no_table_written(ingest_stage, tmp_path, tiny_extract, monkeypatch):
+    monkeypatch.delenv("LYSKEGLE_PSEUDONYM_KEY", raising=False)
+    monkeypatch.delenv("LYSKEGLE_PSEUDONYM_KEY_FILE", raising=False)
+    (tiny_extract / "kraf2019.xpt").write_bytes(b"")  # convictions are read last: every other table is written by then
+    with pytest.raises(ExtractError, match="kraf"):
+        _run_stage(ingest_stage, tmp_path, tiny_extract, "failed")
+    folder = tmp_path / "failed" / "ingested"
+    assert not folder.exists() or list(folder.iterdir()) == []
 
 
 def test_a_real_key_file_is_read(ingest_stage, tmp_path, tiny_extract):

@@ -63,3 +63,36 @@ def test_a_failure_while_computing_a_part_leaves_no_file(tmp_path):
     with pytest.raises(RuntimeError, match="third part"):
         io.write_parquet_parts(parts(), tmp_path / "t.parquet")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_parts_of_several_files_in_any_order_each_give_their_own_table(tmp_path):
+    a = [_part("2020-01-06", ["a", "bb"]), _part("2021-01-04", ["ccc"])]
+    b = [_part("2020-01-06", ["x"]), _part("2022-01-03", ["yy", "z"])]
+    with io.ParquetParts() as parts:
+        for path, part in ((tmp_path / "a.parquet", a[0]), (tmp_path / "b.parquet", b[0]),
+                           (tmp_path / "b.parquet", b[1]), (tmp_path / "a.parquet", a[1])):
+            parts.write(path, part)
+        assert not (tmp_path / "a.parquet").exists() and not (tmp_path / "b.parquet").exists()
+    assert parts.rows == {tmp_path / "a.parquet": 3, tmp_path / "b.parquet": 3}
+    for name, expected in (("a", a), ("b", b)):
+        back = io.read_parquet(tmp_path / f"{name}.parquet")
+        pd.testing.assert_frame_equal(back, pd.concat(expected, ignore_index=True), check_dtype=False)
+        assert pq.ParquetFile(tmp_path / f"{name}.parquet").metadata.num_row_groups == 2
+
+
+def test_a_failure_after_several_files_were_opened_leaves_none_of_them(tmp_path):
+    with pytest.raises(RuntimeError, match="later file"):
+        with io.ParquetParts() as parts:
+            parts.write(tmp_path / "a.parquet", _part("2020-01-06", ["a"]))
+            parts.write(tmp_path / "b.parquet", _part("2020-01-06", ["b"]))
+            raise RuntimeError("a later file could not be read")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_part_that_does_not_fit_the_first_parts_types_fails_and_leaves_no_file(tmp_path):
+    first = _part("2020-01-06", ["a"])
+    with pytest.raises((pa.ArrowInvalid, pa.ArrowNotImplementedError)):
+        with io.ParquetParts() as parts:
+            parts.write(tmp_path / "a.parquet", first)
+            parts.write(tmp_path / "a.parquet", first.assign(age=["not a number"]))
+    assert list(tmp_path.iterdir()) == []

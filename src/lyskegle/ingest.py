@@ -47,7 +47,7 @@ from __future__ import annotations
 import difflib
 import logging
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -310,6 +310,7 @@ def ingest_extract(
     files: Iterable[RawRegister],
     key: bytes,
     marked_synthetic: bool,
+    sink: Callable[[str, pd.DataFrame], None] | None = None,
 ) -> IngestResult:
     """Ingest every file of one extract (best given in :func:`ingest_order`).
 
@@ -317,6 +318,13 @@ def ingest_extract(
     with the development key every person key is checked to be synthetic first, and a real-looking
     CPR number raises :class:`lyskegle.pseudonym.PseudonymKeyError` before anything is returned.
     ``files`` may be a generator, so only one raw file needs to be in memory at a time.
+
+    ``sink``: when given, each file's accepted rows are handed to ``sink(table name, rows)`` as soon
+    as the file is ingested, persons already pseudonymised, and are not kept; ``tables`` of the
+    result is then empty. A table's parts come in the order of its files, and concatenated they
+    are the table that ``tables`` would hold. A person key is checked (see above) before its file's
+    rows are handed on, but the checks across files (quality) need every file, so a caller should
+    keep what it writes out of sight until this function has returned.
     """
     keys = PersonKeys(key)
     results: list[FileResult] = []
@@ -335,6 +343,10 @@ def ingest_extract(
             dwelling_ids = _arrow_strings(result.compact["dwelling_id"])
         if register == "bef" and dwelling_ids is not None:
             result.quality["dwellings_not_in_adresser"] = _count_outside(result.compact["dwelling_id"], dwelling_ids)
+        if sink is not None:
+            for name, part in _output_parts(result):
+                sink(name, _pseudonymised(part, _person_columns(register), keys))
+            result.compact = {}  # handed on: not held until every file is read
         results.append(result)
         log.info(
             "  %s: %d accepted, %d quarantined %s", raw.name, result.quality["rows_accepted"],
@@ -349,14 +361,11 @@ def _combine(results: list[FileResult], keys: PersonKeys, marked_synthetic: bool
     person_columns: dict[str, list[str]] = {}
     first_week = last_week = None
     for result in results:
+        for name, part in _output_parts(result):
+            parts.setdefault(name, []).append(part)
+            person_columns[name] = _person_columns(result.register)
         if result.register == DREAM_STEM:
-            for name, table in result.compact.items():
-                parts.setdefault(name, []).append(table)
-                person_columns[name] = _person_columns(DREAM_STEM)
             first_week, last_week = result.quality.pop("first_week"), result.quality.pop("last_week")
-        else:
-            parts.setdefault(REGISTERS[result.register].output, []).append(result.compact)
-            person_columns[REGISTERS[result.register].output] = _person_columns(result.register)
 
     # a person is in the population when in any bef year; slots stand for persons across files
     in_population = np.zeros(keys.n_slots, dtype=bool)
@@ -394,6 +403,13 @@ def _combine(results: list[FileResult], keys: PersonKeys, marked_synthetic: bool
     }
     quarantine = {result.name.rsplit(".", 1)[0]: result.quarantine for result in results}
     return IngestResult(OutputTables(parts, person_columns, keys), quarantine, {"files": files, "totals": totals}, extract)
+
+
+def _output_parts(result: FileResult) -> list[tuple[str, pd.DataFrame]]:
+    """The file's accepted rows as (output table name, compact part); none once handed to a sink."""
+    if isinstance(result.compact, dict):
+        return list(result.compact.items())
+    return [(REGISTERS[result.register].output, result.compact)]
 
 
 def _arrow_strings(values: pd.Series) -> pa.Array:

@@ -13,8 +13,8 @@ import re
 import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -53,37 +53,67 @@ def write_parquet_parts(frames: Iterable[pd.DataFrame], path: str | Path) -> int
 
     For tables too large to hold twice: each frame can be dropped once written. The first frame
     fixes the schema; a later frame whose columns differ is an error. Returns the rows written.
-
-    A part is compressed and written on a second thread while the caller computes the next one
-    (Arrow writes without the GIL): one part is written at a time, so at most one more part than
-    before is held. The bytes are the same as writing one part after the other.
+    A part is written while the caller computes the next one (see :class:`ParquetParts`).
     """
-    rows = 0
-    with atomic_path(path) as temporary, ThreadPoolExecutor(max_workers=1) as writing:
-        writer = None
-        written = None  # the part being written while the next one is computed
-        try:
-            for frame in frames:
-                table = pa.Table.from_pandas(frame, preserve_index=False)
-                if writer is None:
-                    writer = pq.ParquetWriter(temporary, table.schema, compression="zstd")
-                elif table.column_names != writer.schema.names:
-                    raise ValueError(f"{path}: a part has columns {table.column_names}, the first had {writer.schema.names}")
-                table = table.cast(writer.schema)
-                if written is not None:
-                    written.result()
-                written = writing.submit(writer.write_table, table)
-                rows += len(frame)
-            if written is not None:
-                written.result()
-        finally:
-            if written is not None:
-                written.exception()  # never close the writer under a part still being written
-            if writer is not None:
-                writer.close()
-        if writer is None:
+    with ParquetParts() as parts:
+        for frame in frames:
+            parts.write(path, frame)
+        if not parts.rows:
             raise ValueError(f"{path}: no parts to write")
-    return rows
+    return parts.rows[Path(path)]
+
+
+class ParquetParts:
+    """Parquet files written part by part (one row group each), made visible only together.
+
+    ``write(path, frame)`` appends a part to ``path``, which is opened at its first part. Parts of
+    several files may come in any order, so a stage can hand on each table's rows as soon as it
+    has them and drop them. The first part of a file fixes its schema; a later part whose columns
+    differ is an error. On leaving the ``with`` block without an error, every file is renamed into
+    place; after an error, none is, and no temporary file is left.
+
+    Each part is compressed and written on a second thread while the caller computes the next one
+    (Arrow writes without the GIL). One part is written at a time, so at most one more part than
+    the caller's is held. The bytes are the same as writing one part after the other.
+    ``rows`` counts the rows written, by path.
+    """
+
+    def __init__(self) -> None:
+        self.rows: dict[Path, int] = {}
+        self._files = ExitStack()  # the temporary files, renamed or removed on exit
+        self._writers: dict[Path, pq.ParquetWriter] = {}
+        self._writing = ThreadPoolExecutor(max_workers=1)
+        self._written: Future | None = None  # the part being written
+
+    def __enter__(self) -> ParquetParts:
+        return self
+
+    def write(self, path: str | Path, frame: pd.DataFrame) -> None:
+        path = Path(path)
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        writer = self._writers.get(path)
+        if writer is None:
+            temporary = self._files.enter_context(atomic_path(path))
+            writer = self._writers[path] = pq.ParquetWriter(temporary, table.schema, compression="zstd")
+        elif table.column_names != writer.schema.names:
+            raise ValueError(f"{path}: a part has columns {table.column_names}, the first had {writer.schema.names}")
+        table = table.cast(writer.schema)
+        if self._written is not None:
+            self._written.result()
+        self._written = self._writing.submit(writer.write_table, table)
+        self.rows[path] = self.rows.get(path, 0) + len(frame)
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, trace: Any) -> bool:
+        try:
+            self._writing.shutdown(wait=True)  # never close a writer under a part still being written
+            if kind is None and self._written is not None:
+                self._written.result()
+            for writer in self._writers.values():
+                writer.close()
+        except BaseException as failure:  # noqa: BLE001 - the files are removed, the failure re-raised
+            if not self._files.__exit__(type(failure), failure, failure.__traceback__):
+                raise
+        return self._files.__exit__(kind, error, trace)
 
 
 def read_parquet_where(
