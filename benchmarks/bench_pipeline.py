@@ -2,6 +2,7 @@
 
     python benchmarks/bench_pipeline.py --persons 1000000 [--workdir /tmp/lyskegle-bench]
     python benchmarks/bench_pipeline.py --persons 1000000 --only audit@self_sufficient [--only ...]
+    python benchmarks/bench_pipeline.py --persons 6000000 --until features [--max-gib 23]
 
 Copies the repository's tracked files to a scratch workspace, sets `synthesize.persons`, and runs
 `dvc repro --single-item` stage by stage in pipeline order, sampling the resident memory of the
@@ -11,7 +12,9 @@ persons end to end in at most 10 minutes and 8 GB peak; 6M persons within 24 GB.
 The stages import the workspace's own copy of the package (``PYTHONPATH``), so editing the
 repository while a benchmark runs does not change what it measures. ``--only`` measures the named
 stages again in an existing workspace, after copying the repository's current files into it (its
-data stay).
+data stay). ``--until`` stops after the named stage. A stage whose process tree grows beyond
+``--max-gib`` (default: the machine's memory less 1 GiB) is killed and reported as over the limit,
+so a size that does not fit stops before the machine runs out of memory.
 """
 
 from __future__ import annotations
@@ -48,6 +51,9 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/lyskegle-bench"))
     parser.add_argument("--only", action="append", default=[], metavar="STAGE",
                         help="measure only this stage, in the existing workspace (repeat)")
+    parser.add_argument("--until", metavar="STAGE", help="stop after this stage")
+    parser.add_argument("--max-gib", type=float, default=psutil.virtual_memory().total / 2**30 - 1,
+                        help="kill a stage whose processes hold more than this (default: memory less 1 GiB)")
     args = parser.parse_args()
 
     workspace = args.workdir / f"persons-{args.persons}"
@@ -79,15 +85,22 @@ def main() -> None:
     unknown = [stage for stage in args.only if stage not in stages]
     if unknown:
         sys.exit(f"unknown stage(s) {unknown}; the stages are {stages}")
-    for stage in [s for s in stages if s in args.only] if args.only else stages:
+    if args.until and args.until not in stages:
+        sys.exit(f"unknown stage {args.until!r}; the stages are {stages}")
+    chosen = [s for s in stages if s in args.only] if args.only else stages
+    if args.until:
+        chosen = chosen[:chosen.index(args.until) + 1] if args.until in chosen else chosen
+    limit = int(args.max_gib * 2**30)
+    for stage in chosen:
         force = ["--force"] if args.only else []  # measured again even where nothing it reads changed
         seconds, _, peak, code = run_measured([str(VENV_BIN / "dvc"), "repro", "--single-item", *force, stage],
-                                              workspace, env, 0.2)
+                                              workspace, env, 0.2, limit)
         total += seconds
         overall_peak = max(overall_peak, peak)
-        print(f"{stage:<28}{seconds:>10.1f}{peak / 2**30:>10.2f}" + ("  FAILED" if code else ""), flush=True)
+        failed = f"  FAILED: over {args.max_gib:.1f} GiB" if peak > limit else "  FAILED" if code else ""
+        print(f"{stage:<28}{seconds:>10.1f}{peak / 2**30:>10.2f}{failed}", flush=True)
         if code:
-            sys.exit(code)
+            sys.exit(1)
     print(f"{'total':<28}{total:>10.1f}{overall_peak / 2**30:>10.2f}")
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import collections
 import resource
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -23,7 +25,7 @@ def tree_rss(process: psutil.Process) -> int:
 
 
 def run_measured(args: list[str], cwd: Path | None = None, env: dict[str, str] | None = None,
-                 interval: float = 0.1) -> tuple[float, float, int, int]:
+                 interval: float = 0.1, limit: int | None = None) -> tuple[float, float, int, int]:
     """Run ``args``: (wall seconds, CPU seconds, peak resident bytes, exit code).
 
     CPU time (user + system) comes from the kernel's account of waited-for children, so it counts
@@ -33,24 +35,45 @@ def run_measured(args: list[str], cwd: Path | None = None, env: dict[str, str] |
     ``ru_maxrss`` covers every child this process has waited for, so it counts only when this run
     raised it: otherwise it is an earlier run's peak (that made later stages report the peak of the
     largest stage before them).
+
+    ``limit`` (bytes): a process tree found above it is killed (exit code -9), so a run that would
+    not fit stops before the machine runs out of memory. Its stderr is read while it runs (a full
+    pipe would stall it) and the last 4,000 characters are shown when it fails.
     """
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     child = subprocess.Popen(args, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    tail: collections.deque[str] = collections.deque(maxlen=4000)
+    reader = threading.Thread(target=lambda: tail.extend(iter(lambda: child.stderr.read(1024), "")), daemon=True)
+    reader.start()
     watched = psutil.Process(child.pid)
     peak = 0
     while child.poll() is None:
         try:
-            peak = max(peak, tree_rss(watched))
+            resident = tree_rss(watched)
         except psutil.NoSuchProcess:
             break
+        peak = max(peak, resident)
+        if limit is not None and resident > limit:
+            _kill_tree(watched)
+            sys.stderr.write(f"stopped: {resident / 2**30:.2f} GiB is over the limit of {limit / 2**30:.2f} GiB\n")
+            break
         time.sleep(interval)
-    stderr = child.stderr.read() if child.stderr else ""
     child.wait()
+    reader.join()
     if child.returncode:
-        sys.stderr.write(stderr[-4000:])
+        sys.stderr.write("".join(tail))
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     kernel_peak = after.ru_maxrss * 1024 if after.ru_maxrss > before.ru_maxrss else 0
     return wall, cpu, max(peak, kernel_peak), child.returncode
+
+
+def _kill_tree(process: psutil.Process) -> None:
+    """SIGKILL a process and every process under it, children first."""
+    for member in [*process.children(recursive=True), process]:
+        try:
+            member.kill()
+        except psutil.NoSuchProcess:
+            pass
