@@ -1,7 +1,8 @@
 """Stage `network`: each cohort member's exposure through the household, family, stairwell,
 coworker and classmate networks at every as-of date.
 
-Writes ``<out>/network_features.parquet`` (one row per as_of x person_id of the union of cohorts),
+Writes ``<out>/network_features.parquet`` (one row per as_of x person_id of the union of cohorts,
+one row group per as-of date, each written as soon as it is computed),
 ``<out>/feature_families.json`` (column -> layer) and, with ``--summary``, an aggregate and
 small-cell-suppressed layer summary (a DVC metric).
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -18,10 +20,12 @@ from lyskegle import io
 from lyskegle.config import load_section
 from lyskegle.network import (
     REGISTER_COLUMNS,
-    layer_summary,
+    feature_columns,
+    layer_figures,
     network_feature_families,
-    network_features,
+    network_features_by_date,
     network_registers,
+    shown_layer_summary,
 )
 
 
@@ -43,15 +47,22 @@ def main() -> None:
 
     # Coded once; the tables they were coded from are let go at once.
     registers = network_registers(read("population"), read("dwellings"), read("jobs"), read("classes"))
-    features = network_features(
+    by_date = network_features_by_date(
         registers, read("benefits"), read("employment"), io.read_parquet(args.cohorts, columns=["as_of", "person_id"]),
         layers=params.layers,
         max_group_size=params.max_group_size, support_window_weeks=params.support_window_weeks,
     )
-    io.write_parquet(features, args.out / "network_features.parquet")
-    io.write_json(network_feature_families(features.columns), args.out / "feature_families.json")
+    figures: list[dict] = []
+
+    def summarised() -> Iterator[pd.DataFrame]:
+        for features in by_date:  # one as-of date at a time: written and let go
+            figures.extend(layer_figures(features, params.layers))
+            yield features
+
+    io.write_parquet_parts(summarised(), args.out / "network_features.parquet")
+    io.write_json(network_feature_families(feature_columns(params.layers)), args.out / "feature_families.json")
     if args.summary:
-        io.write_json({"layers": layer_summary(features, params.layers, min_cell)}, args.summary)
+        io.write_json({"layers": shown_layer_summary(figures, min_cell)}, args.summary)
 
 
 if __name__ == "__main__":

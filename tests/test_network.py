@@ -16,10 +16,13 @@ from lyskegle.network import (
     exposure_features,
     feature_columns,
     layer_memberships,
+    layer_figures,
     layer_summary,
     network_feature_families,
     network_features,
+    network_features_by_date,
     network_registers,
+    shown_layer_summary,
 )
 from lyskegle.network_reference import area_graph, reference_exposure_features
 
@@ -201,6 +204,24 @@ def test_no_cohort_rows_give_an_empty_table_with_every_column():
     cohorts = pd.DataFrame({"target": [], "as_of": [], "person_id": []}, dtype=object)
     out = network_features(network_registers(POPULATION, DWELLINGS, JOBS, CLASSES), BENEFITS, EMPLOYMENT, cohorts)
     assert out.empty and list(out.columns) == ["as_of", "person_id", *feature_columns()]
+
+
+def test_features_come_one_as_of_date_at_a_time_and_their_figures_make_the_whole_summary():
+    later = dt.date(2021, 1, 4)
+    cohorts = pd.DataFrame({
+        "target": ["self_sufficient"] * 5,
+        "as_of": [later, AS_OF, AS_OF, later, AS_OF], "person_id": ["ann", "bob", "ann", "zed", "gus"],
+    })
+    registers = network_registers(POPULATION, DWELLINGS, JOBS, CLASSES)
+    parts = list(network_features_by_date(registers, BENEFITS, EMPLOYMENT, cohorts))
+    assert [part["as_of"].unique().tolist() for part in parts] == [[AS_OF], [later]]
+    assert [part["person_id"].tolist() for part in parts] == [["ann", "bob", "gus"], ["ann", "zed"]]
+    whole = network_features(registers, BENEFITS, EMPLOYMENT, cohorts)
+    # counts stay integers where a non-resident's "no contacts" value is filled in
+    assert all(whole[c].dtype.kind == "i" for c in whole.columns if c.endswith("_contacts"))
+    assert whole.loc[whole["person_id"] == "zed", "household_contacts"].tolist() == [0]
+    figures = [row for part in parts for row in layer_figures(part, LAYERS)]
+    assert shown_layer_summary(figures, min_cell=1) == layer_summary(whole, LAYERS, min_cell=1)
 
 
 def test_a_too_large_class_is_refused_with_the_params_key():

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -505,6 +505,26 @@ def network_features(
     """One row per ``as_of`` x ``person_id`` of the union of ``cohorts`` (any target), with the
     network features of :func:`exposure_features` computed over all residents at that date.
 
+    The rows of :func:`network_features_by_date` in one table (the whole table in memory; the
+    stage writes it date by date instead).
+    """
+    parts = list(network_features_by_date(registers, benefits, employment, cohorts, layers, max_group_size,
+                                          support_window_weeks))
+    return parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
+
+
+def network_features_by_date(
+    registers: NetworkRegisters,
+    benefits: pd.DataFrame,
+    employment: pd.DataFrame,
+    cohorts: pd.DataFrame,
+    layers: Sequence[str] = LAYERS,
+    max_group_size: int = 5000,
+    support_window_weeks: int = 52,
+) -> Iterator[pd.DataFrame]:
+    """:func:`network_features`, one frame per as-of date in date order (one empty frame with every
+    column when ``cohorts`` has no rows), so a caller can write each and let it go.
+
     ``registers`` come from :func:`network_registers` (the caller can let go of the tables it coded
     them from). Rows are sorted by ``as_of`` and ``person_id``. A cohort member who is not a
     resident at ``as_of`` has no contacts: counts 0, shares NaN, component size 1.
@@ -512,11 +532,13 @@ def network_features(
     _check_layers(layers)
     columns = feature_columns(layers)
     wanted = cohort_members(cohorts)
+    if wanted.empty:
+        yield pd.DataFrame({"as_of": wanted["as_of"], "person_id": wanted["person_id"],
+                            **{column: np.zeros(0) for column in columns}})
+        return
     coded_benefits = _coded_runs(benefits, registers.person_codes)
     coded_employment = _coded_runs(employment, registers.person_codes)
     wanted_codes = registers.person_codes(wanted["person_id"])
-    # Filled date by date, so the million-row result is never held twice (no concatenation).
-    out: dict[str, np.ndarray] = {}
     runs = list(as_of_runs(wanted["as_of"]))
     for as_of, start, stop in tqdm(runs, desc="network as-of dates", disable=None):
         memberships = memberships_at(registers, as_of)
@@ -527,16 +549,13 @@ def network_features(
         features = exposure_features(memberships, status, layers, max_group_size)
         nodes = _node_of_code(memberships.person_codes, len(registers.person_ids))[wanted_codes[start:stop]]
         resident = nodes >= 0
+        part = {"as_of": wanted["as_of"].array[start:stop], "person_id": wanted["person_id"].array[start:stop]}
         for column in columns:
             values = features[column].to_numpy()
-            if column not in out:
-                out[column] = np.empty(len(wanted), dtype=values.dtype)
             # A person who is not a resident gets the values of a person without contacts.
             taken = values[np.maximum(nodes, 0)] if len(values) else np.zeros(len(nodes), dtype=values.dtype)
-            out[column][start:stop] = np.where(resident, taken, _without_contacts(column))
-    # wanted has a RangeIndex (cohort_members); the keys first, built at once, not inserted
-    return pd.DataFrame({"as_of": wanted["as_of"], "person_id": wanted["person_id"],
-                         **{column: out.get(column, np.zeros(0)) for column in columns}})
+            part[column] = np.where(resident, taken, _without_contacts(column)).astype(values.dtype, copy=False)
+        yield pd.DataFrame(part)
 
 
 def _without_contacts(column: str) -> float:
@@ -548,6 +567,12 @@ def layer_summary(features: pd.DataFrame, layers: Sequence[str], min_cell: int) 
     """Aggregate figures per as-of date and layer for ``reports/network.json``: persons with at least
     one contact, their mean number of contacts, mean share of contacts on support and mean component
     size. Rows over fewer than ``min_cell`` persons are suppressed."""
+    return shown_layer_summary(layer_figures(features, layers), min_cell)
+
+
+def layer_figures(features: pd.DataFrame, layers: Sequence[str]) -> list[dict]:
+    """The rows of :func:`layer_summary` before suppression, for the as-of dates in ``features``
+    (so a caller with one date at a time can collect them and suppress once)."""
     rows = []
     for as_of, frame in features.groupby("as_of", sort=True):
         for name in layers:
@@ -558,6 +583,11 @@ def layer_summary(features: pd.DataFrame, layers: Sequence[str], min_cell: int) 
                 "mean_share_on_support": float(linked[f"{name}_share_on_support"].mean()) if len(linked) else np.nan,
                 "mean_component_size": float(linked[f"{name}_component_size"].mean()) if len(linked) else np.nan,
             })
+    return rows
+
+
+def shown_layer_summary(rows: list[dict], min_cell: int) -> list[dict]:
+    """:func:`layer_figures` rows with the figures over fewer than ``min_cell`` persons suppressed."""
     table = pd.DataFrame(rows, columns=[
         "as_of", "layer", "persons_with_contacts", "mean_contacts", "mean_share_on_support", "mean_component_size",
     ])
