@@ -43,7 +43,7 @@ def run_measured(args: list[str], cwd: Path | None = None, env: dict[str, str] |
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     child = subprocess.Popen(args, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    tail: collections.deque[str] = collections.deque(maxlen=4000)
+    tail: collections.deque[str] = collections.deque(maxlen=8)  # the last few 1,024-character reads
     reader = threading.Thread(target=lambda: tail.extend(iter(lambda: child.stderr.read(1024), "")), daemon=True)
     reader.start()
     watched = psutil.Process(child.pid)
@@ -62,7 +62,7 @@ def run_measured(args: list[str], cwd: Path | None = None, env: dict[str, str] |
     child.wait()
     reader.join()
     if child.returncode:
-        sys.stderr.write("".join(tail))
+        sys.stderr.write("".join(tail)[-4000:])
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
