@@ -14,14 +14,12 @@ import logging
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from lyskegle import io
 from lyskegle.config import load_section
 from lyskegle.countries import WESTERN_COUNTRIES
 from lyskegle.features import Registers, code_registers, feature_families, features_by_date, merge_network
-from lyskegle.ids import days
 from lyskegle.network import network_feature_families
 
 INPUTS = ("population", "dwellings", "benefits", "employment", "education", "income")
@@ -45,20 +43,19 @@ def main() -> None:
         Registers(**{name: io.read_parquet(args.ingested / f"{name}.parquet") for name in INPUTS}),
         io.read_parquet(args.cohorts, columns=["as_of", "person_id"]),
     )
-    network = io.read_parquet(args.network)
-    network_families = network_feature_families(c for c in network.columns if c not in ("as_of", "person_id"))
-    untagged = sorted(set(network.columns) - set(network_families) - {"as_of", "person_id"})
+    network_columns = io.parquet_columns(args.network)
+    network_families = network_feature_families(c for c in network_columns if c not in ("as_of", "person_id"))
+    untagged = sorted(set(network_columns) - set(network_families) - {"as_of", "person_id"})
     if untagged:
         raise ValueError(f"{args.network}: network columns {untagged} have no family")
 
     families: dict[str, str] = {}
 
     def joined() -> Iterator[pd.DataFrame]:
-        network_dates = days(network["as_of"])
         for own in features_by_date(coded, params, gap_weeks, WESTERN_COUNTRIES):
             families.update(feature_families(own.columns))
-            same_date = network_dates == np.datetime64(own["as_of"].iloc[0], "D")
-            yield merge_network(own, network.loc[same_date].reset_index(drop=True))
+            # the network stage writes one row group per date: only this date's rows are read
+            yield merge_network(own, io.read_parquet_equal(args.network, "as_of", own["as_of"].iloc[0]))
 
     io.write_parquet_parts(joined(), args.out / "features.parquet")
     io.write_json({**families, **network_families}, args.out / "feature_families.json")

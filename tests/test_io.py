@@ -96,3 +96,23 @@ def test_a_part_that_does_not_fit_the_first_parts_types_fails_and_leaves_no_file
             parts.write(tmp_path / "a.parquet", first)
             parts.write(tmp_path / "a.parquet", first.assign(age=["not a number"]))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_rows_equal_to_a_value_are_read_from_its_row_groups_only(tmp_path, monkeypatch):
+    parts = [_part("2020-01-06", ["a", "bb"]), _part("2021-01-04", ["ccc"]), _part("2022-01-03", ["d"])]
+    io.write_parquet_parts(iter(parts), tmp_path / "by_date.parquet")
+    mixed = pd.concat(parts, ignore_index=True).iloc[[2, 0, 3, 1]]
+    io.write_parquet(mixed, tmp_path / "mixed.parquet")  # one row group holding every date
+    read = []
+    original = pq.ParquetFile.read_row_groups
+    monkeypatch.setattr(pq.ParquetFile, "read_row_groups",
+                        lambda self, groups, *a, **k: read.append(list(groups)) or original(self, groups, *a, **k))
+    date = parts[1]["as_of"].iloc[0]
+    pd.testing.assert_frame_equal(io.read_parquet_equal(tmp_path / "by_date.parquet", "as_of", date), parts[1])
+    assert read == [[1]]
+    on_first = io.read_parquet_equal(tmp_path / "mixed.parquet", "as_of", parts[0]["as_of"].iloc[0])
+    assert on_first["person_id"].tolist() == ["a", "bb"]  # in file order
+    nobody = io.read_parquet_equal(tmp_path / "by_date.parquet", "as_of", pd.Timestamp("2030-01-07").date())
+    assert nobody.empty and list(nobody.columns) == ["as_of", "person_id", "age"]
+    with pytest.raises(KeyError, match="when"):
+        io.read_parquet_equal(tmp_path / "by_date.parquet", "when", date)

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 
@@ -131,6 +132,33 @@ def read_parquet_where(
     table = pa.concat_tables(kept) if kept else parquet.schema_arrow.empty_table()
     del kept
     return table.to_pandas(types_mapper=_ARROW_STRINGS.get, split_blocks=True, self_destruct=True)
+
+
+def read_parquet_equal(path: str | Path, column: str, value: Any) -> pd.DataFrame:
+    """The rows of a Parquet file whose ``column`` equals ``value``, in file order.
+
+    Only the row groups whose statistics allow ``value`` are read (all, where a row group has no
+    statistics), so a file written one row group per value (:func:`write_parquet_parts`) gives one
+    value's rows without the rest of the file ever being in memory.
+    """
+    parquet = pq.ParquetFile(path)
+    index = parquet.schema_arrow.get_field_index(column)
+    if index < 0:
+        raise KeyError(f"{path}: no column '{column}'")
+    leaf = parquet.metadata.schema.names.index(column)
+    groups = []
+    for group in range(parquet.num_row_groups):
+        statistics = parquet.metadata.row_group(group).column(leaf).statistics
+        if statistics is None or not statistics.has_min_max or statistics.min <= value <= statistics.max:
+            groups.append(group)
+    table = parquet.read_row_groups(groups) if groups else parquet.schema_arrow.empty_table()
+    table = table.filter(pc.equal(table[column], pa.scalar(value, table.schema.field(column).type)))
+    return table.to_pandas(types_mapper=_ARROW_STRINGS.get)
+
+
+def parquet_columns(path: str | Path) -> list[str]:
+    """The column names of a Parquet file, from its footer (no data is read)."""
+    return pq.read_schema(path).names
 
 
 def read_parquet(path: str | Path, columns: list[str] | None = None) -> pd.DataFrame:
