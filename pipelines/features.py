@@ -19,10 +19,10 @@ import pandas as pd
 from lyskegle import io
 from lyskegle.config import load_section
 from lyskegle.countries import WESTERN_COUNTRIES
-from lyskegle.features import Registers, code_registers, feature_families, features_by_date, merge_network
+from lyskegle.features import (
+    UNUSED_POPULATION_COLUMNS, code_registers, feature_families, features_by_date, merge_network,
+)
 from lyskegle.network import network_feature_families
-
-INPUTS = ("population", "dwellings", "benefits", "employment", "education", "income")
 
 
 def main() -> None:
@@ -38,11 +38,14 @@ def main() -> None:
     params = load_section(args.params, "features")
     # spells here must end exactly where the labels' spells end
     gap_weeks = load_section(args.params, "labels").gap_weeks
-    # The raw registers are a temporary of this call: once coded, they are let go.
-    coded = code_registers(
-        Registers(**{name: io.read_parquet(args.ingested / f"{name}.parquet") for name in INPUTS}),
-        io.read_parquet(args.cohorts, columns=["as_of", "person_id"]),
-    )
+
+    def read(name: str) -> pd.DataFrame:
+        path = args.ingested / f"{name}.parquet"
+        unused = UNUSED_POPULATION_COLUMNS if name == "population" else ()
+        return io.read_parquet(path, columns=[c for c in io.parquet_columns(path) if c not in unused])
+
+    # each register is read when it is coded and let go once coded
+    coded = code_registers(read, io.read_parquet(args.cohorts, columns=["as_of", "person_id"]))
     network_columns = io.parquet_columns(args.network)
     network_families = network_feature_families(c for c in network_columns if c not in ("as_of", "person_id"))
     untagged = sorted(set(network_columns) - set(network_families) - {"as_of", "person_id"})

@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 
 import numpy as np
 import pandas as pd
@@ -77,37 +77,27 @@ def known_at(registers: Registers, as_of: dt.date) -> Registers:
     )
 
 
-def with_person_codes(registers: Registers, vocabulary: pa.Array) -> Registers:
-    """The registers with person ids replaced by their position in ``vocabulary`` (int64; sorted
-    distinct ids), and dwelling ids (population and dwellings) by shared int codes.
-
-    Hashing and sorting millions of string ids is most of the work otherwise; integer codes keep
-    every groupby and lookup cheap. Rows of persons outside ``vocabulary`` are dropped from the
-    person-level registers; in ``population`` they are kept with code -1 (the register's first
-    year still counts) and links to them (``partner_id``, ``mother_id``, ``father_id``) become NA.
-    """
-    def codes(ids: pd.Series) -> np.ndarray:
-        return codes_in(ids, vocabulary)
-
-    def coded(frame: pd.DataFrame) -> pd.DataFrame:
-        code = codes(frame["person_id"])
-        return frame.loc[code >= 0].assign(person_id=code[code >= 0])
-
-    unused = [column for column in UNUSED_POPULATION_COLUMNS if column in registers.population.columns]
-    population = registers.population.drop(columns=unused).assign(person_id=codes(registers.population["person_id"]))
+def _coded_population(population: pd.DataFrame, dwellings: pd.DataFrame,
+                      vocabulary: pa.Array) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Population and dwellings of :func:`code_registers`: person ids and links as codes in
+    ``vocabulary``, dwelling ids as codes shared by both, country codes as categories."""
+    unused = [column for column in UNUSED_POPULATION_COLUMNS if column in population.columns]
+    population = population.drop(columns=unused).assign(person_id=codes_in(population["person_id"], vocabulary))
     for link in ("partner_id", "mother_id", "father_id"):
-        population[link] = _nullable(codes(population[link]))
+        population[link] = _nullable(codes_in(population[link], vocabulary))
     # Dwellings get int codes too, and country codes become categories: every per-date cut of
     # twelve million population rows then moves fixed-width columns only.
-    (resident_dwelling, listed_dwelling), _ = shared_codes([population["dwelling_id"], registers.dwellings["dwelling_id"]])
+    (resident_dwelling, listed_dwelling), _ = shared_codes([population["dwelling_id"], dwellings["dwelling_id"]])
     population["dwelling_id"] = _nullable(resident_dwelling)
-    dwellings = registers.dwellings.assign(dwelling_id=_nullable(listed_dwelling))
     for column in ("origin_country", "citizenship"):
         population[column] = population[column].astype("category")
-    return dataclasses.replace(
-        registers, population=population, dwellings=dwellings, benefits=coded(registers.benefits),
-        employment=coded(registers.employment), education=coded(registers.education), income=coded(registers.income),
-    )
+    return population, dwellings.assign(dwelling_id=_nullable(listed_dwelling))
+
+
+def _coded_persons(frame: pd.DataFrame, vocabulary: pa.Array) -> pd.DataFrame:
+    """A person-level register with ``person_id`` as codes in ``vocabulary``; rows of other persons dropped."""
+    code = codes_in(frame["person_id"], vocabulary)
+    return frame.loc[code >= 0].assign(person_id=code[code >= 0])
 
 
 #: Population columns no feature reads (dropped when coding, so that they are not cut per date).
@@ -128,7 +118,7 @@ def _features_at(
     gap_weeks: int,
     western_countries: Collection[str],
 ) -> pd.DataFrame:
-    """Every own feature of ``persons`` (person codes of :func:`with_person_codes`) at ``as_of``,
+    """Every own feature of ``persons`` (person codes of :func:`code_registers`) at ``as_of``,
     computed from what was known then; indexed by person code."""
     known = known_at(coded, as_of)
     week = week_index(as_of)
@@ -171,18 +161,32 @@ class CohortRegisters:
     member_codes: np.ndarray
 
 
-def code_registers(registers: Registers, cohorts: pd.DataFrame) -> CohortRegisters:
+def code_registers(read: Callable[[str], pd.DataFrame], cohorts: pd.DataFrame) -> CohortRegisters:
     """The registers with int person codes, and the distinct cohort members to describe.
 
+    ``read(name)`` gives one ingested table by its :class:`Registers` field name. Each table is
+    read when it is coded and let go once coded, so only one uncoded table is held at a time (at a
+    million persons the uncoded tables together take more memory than all the coded ones).
+
+    Person ids become their position in the sorted distinct ids of the population and the cohort
+    members (int64): hashing and sorting millions of string ids is most of the work otherwise, and
+    integer codes keep every groupby and lookup cheap. Rows of persons outside them are dropped
+    from the person-level registers; in ``population`` they are kept with code -1 (the register's
+    first year still counts) and links to them (``partner_id``, ``mother_id``, ``father_id``)
+    become NA. Dwelling ids (population and dwellings) become shared int codes.
+
     ``cohorts`` needs ``as_of`` and ``person_id`` (labels' ``cohorts.parquet``; other columns are
-    ignored, so no label reaches the features). Codes follow the sorted ids. The caller can let go
-    of ``registers`` afterwards: at a million persons that halves the stage's memory.
+    ignored, so no label reaches the features).
     """
     members = cohort_members(cohorts)
     if members.empty:
         raise ValueError("build_features: the cohorts table has no rows, so there is nothing to describe")
-    vocabulary = sorted_distinct([registers.population["person_id"], members["person_id"]])
-    return CohortRegisters(with_person_codes(registers, vocabulary), members, codes_in(members["person_id"], vocabulary))
+    population = read("population")
+    vocabulary = sorted_distinct([population["person_id"], members["person_id"]])
+    population, dwellings = _coded_population(population, read("dwellings"), vocabulary)
+    persons = {name: _coded_persons(read(name), vocabulary) for name in ("benefits", "employment", "education", "income")}
+    return CohortRegisters(Registers(population=population, dwellings=dwellings, **persons), members,
+                           codes_in(members["person_id"], vocabulary))
 
 
 def features_by_date(
@@ -218,7 +222,7 @@ def build_features(
 ) -> pd.DataFrame:
     """The whole feature table of :func:`features_by_date`: one row per ``as_of`` x ``person_id``
     of the union of cohorts, sorted by both. (The stage streams the dates to disk instead.)"""
-    coded = code_registers(registers, cohorts)
+    coded = code_registers(lambda name: getattr(registers, name), cohorts)
     return pd.concat(features_by_date(coded, params, gap_weeks, western_countries), ignore_index=True)
 
 
