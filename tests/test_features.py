@@ -330,6 +330,21 @@ def test_known_at_keeps_the_years_known_then_in_any_row_order(shuffled):
     for as_of in (dt.date(2010, 1, 4), dt.date(2016, 1, 4), dt.date(2030, 1, 7)):
         cut = known_at(registers, as_of).income
         pd.testing.assert_frame_equal(cut, income[income["year"] <= as_of.year - 1])
+        if not shuffled and len(cut):  # in year order the cut is the table's first rows, not a copy
+            assert np.shares_memory(cut["total_income"].to_numpy(), income["total_income"].to_numpy())
+
+
+def test_features_of_a_date_do_not_depend_on_the_dates_computed_before_it():
+    by_year = {name: frame.sort_values("year", kind="stable", ignore_index=True) if "year" in frame else frame
+               for name, frame in dataclasses.asdict(_registers()).items()}
+    registers = Registers(**by_year)  # in year order, as ingest writes them: the cuts share memory
+    later = AS_OF + dt.timedelta(weeks=52)
+    cohorts = _cohorts()
+    both = pd.concat([cohorts.assign(as_of=later), cohorts], ignore_index=True)
+    together = build_features(registers, both, PARAMS, GAP_WEEKS, WESTERN)
+    for date in (AS_OF, later):
+        alone = build_features(registers, cohorts.assign(as_of=date), PARAMS, GAP_WEEKS, WESTERN)
+        pd.testing.assert_frame_equal(together[together["as_of"] == date].reset_index(drop=True), alone)
 
 
 def test_latest_known_takes_each_persons_latest_year_in_any_row_order():

@@ -241,7 +241,7 @@ def household_features(population_now: pd.DataFrame, as_of: dt.date, persons: pd
     n = my_dwelling.map(size).to_numpy("float64")
     n_children = my_dwelling.map(children).to_numpy("float64")
     partner_home = (me["partner_id"].map(dwelling_of) == my_dwelling).fillna(False).to_numpy(bool)
-    i_am_adult = ~me["child"].fillna(True).to_numpy(bool)
+    i_am_adult = ~me["child"].to_numpy(dtype=object, na_value=True).astype(bool)  # a non-resident counts as adult
     adults = n - n_children
 
     kind = np.full(len(persons), "other", dtype=object)
