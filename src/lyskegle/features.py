@@ -92,7 +92,8 @@ def _coded_population(population: pd.DataFrame, dwellings: pd.DataFrame,
     """Population and dwellings of :func:`code_registers`: person ids and links as codes in
     ``vocabulary``, dwelling ids as codes shared by both, country codes as categories."""
     unused = [column for column in UNUSED_POPULATION_COLUMNS if column in population.columns]
-    population = population.drop(columns=unused).assign(person_id=codes_in(population["person_id"], vocabulary))
+    population = population.drop(columns=unused).assign(
+        person_id=codes_in(population["person_id"], vocabulary).astype("int32"))
     for link in ("partner_id", "mother_id", "father_id"):
         population[link] = _nullable(codes_in(population[link], vocabulary))
     # Dwellings get int codes too, and country codes become categories: every per-date cut of
@@ -107,7 +108,8 @@ def _coded_population(population: pd.DataFrame, dwellings: pd.DataFrame,
 def _coded_persons(frame: pd.DataFrame, vocabulary: pa.Array) -> pd.DataFrame:
     """A person-level register with ``person_id`` as codes in ``vocabulary``; rows of other persons dropped."""
     code = codes_in(frame["person_id"], vocabulary)
-    return frame.loc[code >= 0].assign(person_id=code[code >= 0])
+    # a fresh RangeIndex: the kept rows' labels would be another 8 bytes a row, used by nothing
+    return frame.loc[code >= 0].assign(person_id=code[code >= 0].astype("int32")).reset_index(drop=True)
 
 
 #: Population columns no feature reads (dropped when coding, so that they are not cut per date).
@@ -116,7 +118,7 @@ UNUSED_POPULATION_COLUMNS = ("family_id", "municipality", "civil_status")
 
 def _nullable(codes: np.ndarray) -> pd.arrays.IntegerArray:
     """Int codes with -1 as missing, as a nullable integer array (``notna`` and joins see NA)."""
-    codes = np.asarray(codes, dtype="int64")
+    codes = np.asarray(codes, dtype="int32")
     return pd.arrays.IntegerArray(codes, codes < 0)
 
 
@@ -179,11 +181,12 @@ def code_registers(read: Callable[[str], pd.DataFrame], cohorts: pd.DataFrame) -
     million persons the uncoded tables together take more memory than all the coded ones).
 
     Person ids become their position in the sorted distinct ids of the population and the cohort
-    members (int64): hashing and sorting millions of string ids is most of the work otherwise, and
+    members (int32): hashing and sorting millions of string ids is most of the work otherwise, and
     integer codes keep every groupby and lookup cheap. Rows of persons outside them are dropped
-    from the person-level registers; in ``population`` they are kept with code -1 (the register's
-    first year still counts) and links to them (``partner_id``, ``mother_id``, ``father_id``)
-    become NA. Dwelling ids (population and dwellings) become shared int codes.
+    from the person-level registers (which get a fresh RangeIndex); in ``population`` they are kept
+    with code -1 (the register's first year still counts) and links to them (``partner_id``,
+    ``mother_id``, ``father_id``, nullable Int32) become NA. Dwelling ids (population and
+    dwellings) become shared nullable Int32 codes.
 
     ``cohorts`` needs ``as_of`` and ``person_id`` (labels' ``cohorts.parquet``; other columns are
     ignored, so no label reaches the features).

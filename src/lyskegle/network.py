@@ -538,6 +538,8 @@ def network_features_by_date(
         return
     coded_benefits = _coded_runs(benefits, registers.person_codes)
     coded_employment = _coded_runs(employment, registers.person_codes)
+    # a generator's arguments live as long as it does: the runs with text ids are let go here
+    del benefits, employment
     wanted_codes = registers.person_codes(wanted["person_id"])
     runs = list(as_of_runs(wanted["as_of"]))
     for as_of, start, stop in tqdm(runs, desc="network as-of dates", disable=None):
