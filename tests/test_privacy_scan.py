@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -295,3 +296,34 @@ def test_extract_identifiers_of_plain_ids_normalises_dashed_cpr_numbers():
     found = extract_identifiers_of(pa.array(["610170-1234", "6101701234", "QX7ZK2PA", None]))
     assert found.size == 2 and found.lengths == {8, 10} and not found.digits_only
     assert extract_identifiers_of(pa.array(["610170-1234"])).digits_only
+
+
+def _pages_with_ten_ones(path: Path, column: str = "x") -> None:
+    """A Parquet file whose page bytes hold ``1111111111`` (a CPR number's shape) between spaces,
+    while its decoded values are four small floats: what compressed pages can hold by chance."""
+    words = np.array([0x20202020, 0x31313131, 0x31313131, 0x20203131], dtype="<u4")
+    table = pa.table({column: pa.array(words.view("<f4"))})
+    pq.write_table(table, path, compression="none", use_dictionary=False)
+    assert b" 1111111111 " in path.read_bytes()[:io.parquet_footer_offset(path)]
+
+
+def test_a_cpr_shape_in_parquet_page_bytes_is_not_a_hit_but_an_extract_pnr_there_is(tmp_path):
+    _pages_with_ten_ones(tmp_path / "pages.parquet")
+    assert identifier_scan.scan_file(tmp_path / "pages.parquet", None) == []
+    known = privacy.extract_identifiers(["1111111111"])
+    hits = identifier_scan.scan_file(tmp_path / "pages.parquet", known)
+    assert [hit["kind"] for hit in hits] == [privacy.EXTRACT_PNR]
+
+
+def test_a_cpr_number_in_a_parquet_footer_is_a_hit(tmp_path):
+    _pages_with_ten_ones(tmp_path / "named.parquet", column=f"note {SYNTHETIC_CPR}")
+    hits = identifier_scan.scan_file(tmp_path / "named.parquet", None)
+    footer = io.parquet_footer_offset(tmp_path / "named.parquet")
+    assert hits and all(hit["kind"] == privacy.CPR_SHAPED for hit in hits)
+    assert all(int(hit["where"].split()[1]) >= footer for hit in hits)
+
+
+def test_the_footer_offset_of_a_file_that_is_not_parquet_is_a_clear_error(tmp_path):
+    (tmp_path / "fake.parquet").write_bytes(b"PAR1 this is not parquet at all")
+    with pytest.raises(ValueError, match="fake.parquet: not a Parquet file"):
+        io.parquet_footer_offset(tmp_path / "fake.parquet")

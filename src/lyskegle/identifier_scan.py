@@ -68,6 +68,10 @@ def scan_file(path: Path, known: privacy.ExtractIdentifiers | None) -> list[dict
 
     The file's name, its bytes (decompressed for ``.gz``) and, for Parquet, its decoded text and
     integer columns are scanned: Parquet pages are compressed, so their bytes alone hide values.
+    In a Parquet file's pages only the extract's own PNR values count as hits: compressed bytes
+    are not text, and a run of ten digits that reads as a date turns up in them by chance (one
+    did in a million-row ``population.parquet``). The values those pages hold are scanned
+    decoded, with every pattern, and so is the footer (schema, column names, statistics, metadata).
     """
     return _name_hits(path, known) + _content_hits(path, known)
 
@@ -78,7 +82,11 @@ def _name_hits(path: Path, known: privacy.ExtractIdentifiers | None) -> list[dic
 
 def _content_hits(path: Path, known: privacy.ExtractIdentifiers | None) -> list[dict]:
     blocks = _gunzip_blocks(path) if path.suffix == ".gz" else io.read_blocks(path)
-    hits = [{"where": f"byte {offset}", "kind": kind} for offset, kind in privacy.scan_blocks(blocks, known)]
+    found = privacy.scan_blocks(blocks, known)
+    if path.suffix == ".parquet":
+        pages_end = io.parquet_footer_offset(path)
+        found = [(offset, kind) for offset, kind in found if offset >= pages_end or kind == privacy.EXTRACT_PNR]
+    hits = [{"where": f"byte {offset}", "kind": kind} for offset, kind in found]
     if path.suffix == ".parquet":
         for column, first_row, values in io.parquet_value_batches(path):
             found = (privacy.scan_integers(values, known) if isinstance(values, np.ndarray)

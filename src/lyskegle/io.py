@@ -530,6 +530,23 @@ def read_blocks(path: str | Path, block_bytes: int = 1 << 22) -> Iterator[bytes]
             yield block
 
 
+def parquet_footer_offset(path: str | Path) -> int:
+    """Byte offset where a Parquet file's footer (file metadata) starts; the pages come before it.
+
+    A Parquet file ends with the footer, its length (4 bytes, little-endian) and ``PAR1``.
+    """
+    with Path(path).open("rb") as handle:
+        handle.seek(0, os.SEEK_END)
+        size = handle.tell()
+        if size < 12:
+            raise ValueError(f"{path}: too short to be a Parquet file")
+        handle.seek(size - 8)
+        tail = handle.read(8)
+    if tail[4:] != b"PAR1":
+        raise ValueError(f"{path}: not a Parquet file (no PAR1 at its end)")
+    return size - 8 - int.from_bytes(tail[:4], "little")
+
+
 def parquet_value_batches(path: str | Path, batch_rows: int = 1 << 20) -> Iterator[tuple[str, int, Any]]:
     """``(column, first row, values)`` for every text and integer column of a Parquet file, in batches.
 
