@@ -252,6 +252,18 @@ def test_make_labels_builds_both_cohorts_and_skips_dates_past_the_data():
     assert str(out.cohorts["label"].dtype) == "Int8" and str(out.cohorts["spell_first_week"].dtype) == "Int32"
 
 
+def test_cohorts_come_in_target_order_then_as_of_order_whatever_order_they_are_computed_in():
+    later = dt.date(2017, 1, 2)
+    benefits = runs(("a", CASH, A - 5, A + 40), ("b", CASH, A + 45, A + 60))
+    pop = pd.concat([population({"a": ADULT, "b": ADULT}, year) for year in (2016, 2017)])
+    out = make_labels(benefits, pop, params(), A - 60, A + 120)
+    assert out.skipped.empty
+    blocks = out.cohorts[["target", "as_of"]].drop_duplicates().values.tolist()
+    assert blocks == [["exit_26w", AS_OF], ["exit_26w", later], ["self_sufficient", AS_OF], ["self_sufficient", later]]
+    exit_rows = out.cohorts[out.cohorts["target"] == "exit_26w"]
+    assert list(zip(exit_rows["as_of"], exit_rows["person_id"])) == [(AS_OF, "a"), (later, "b")]
+
+
 def test_summary_suppresses_small_counts_and_every_figure_they_could_be_recovered_from():
     def cohort(as_of, positives, negatives, censored):
         n = positives + negatives + censored

@@ -421,35 +421,37 @@ def make_labels(
     spells, spell_person = _find_spells(runs, params.gap_weeks, first_week, last_week)
     log.info("%d spells from %d benefit runs of %d persons", len(spells), len(runs.person), len(runs.persons))
     years = set(population["year"].astype("int64").unique())
-    residents = {  # keyed to the runs once per year, not once per target
-        year: Residents.of_year(population, year, runs)
-        for year in sorted({as_of.year for as_of in params.as_of_dates} & years)
-    }
-    parts, skipped = [], []
-    for target in TARGETS:
-        for as_of in params.as_of_dates:
-            week = week_index(as_of)
+    # As-of date by as-of date, so that one year's residents (keyed to the runs once for both
+    # targets) are held at a time; the results are put back in target order below.
+    parts, skipped = {}, {}
+    residents = None
+    for date_number, as_of in enumerate(params.as_of_dates):
+        week = week_index(as_of)
+        for target_number, target in enumerate(TARGETS):
+            at = (target_number, date_number)
             reason = as_of_fits_data(target, as_of, params, first_week, last_week)
-            if reason is None and as_of.year not in residents:
+            if reason is None and as_of.year not in years:
                 reason = f"no population for {as_of.year}"
             if reason is not None:
-                skipped.append({"target": target, "as_of": as_of, "reason": reason})
+                skipped[at] = {"target": target, "as_of": as_of, "reason": reason}
                 log.info("%s at %s skipped: %s", target, as_of, reason)
                 continue
+            if residents is None or residents.year != as_of.year:
+                residents = Residents.of_year(population, as_of.year, runs)
             if target == "exit_26w":
-                members = _exit_26w_members(spells, spell_person, runs, residents[as_of.year], as_of, params)
+                members = _exit_26w_members(spells, spell_person, runs, residents, as_of, params)
                 spell = spells.iloc[members["spell_id"].to_numpy()]  # spell_id is the row position
                 label, censored = exit_26w_label(spell["end_week"], spell["end_reason"], week, params, last_week)
                 person_id, first = members["person_id"], pd.array(members["spell_first_week"], dtype="Int32")
             else:
-                year = residents[as_of.year]
-                inside = _self_sufficient_members(runs, year, as_of, params)
-                label, censored = _self_sufficient_labels(runs, year.person[inside], week, params, last_week)
-                person_id, first = year.person_id[inside], pd.array([None] * int(inside.sum()), dtype="Int32")
-            parts.append(_cohort_frame(target, as_of, person_id, label, censored, first))
+                inside = _self_sufficient_members(runs, residents, as_of, params)
+                label, censored = _self_sufficient_labels(runs, residents.person[inside], week, params, last_week)
+                person_id, first = residents.person_id[inside], pd.array([None] * int(inside.sum()), dtype="Int32")
+            parts[at] = _cohort_frame(target, as_of, person_id, label, censored, first)
             log.info("%s at %s: %d persons", target, as_of, len(person_id))
-    cohorts = pd.concat(parts, ignore_index=True) if parts else _cohort_frame("", None, [], [], [], [])
-    skipped_frame = pd.DataFrame(skipped, columns=["target", "as_of", "reason"])
+    in_order = [parts[at] for at in sorted(parts)]
+    cohorts = pd.concat(in_order, ignore_index=True) if in_order else _cohort_frame("", None, [], [], [], [])
+    skipped_frame = pd.DataFrame([skipped[at] for at in sorted(skipped)], columns=["target", "as_of", "reason"])
     return Labels(spells, cohorts, skipped_frame)
 
 
