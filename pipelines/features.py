@@ -41,8 +41,9 @@ def main() -> None:
 
     def read(name: str) -> pd.DataFrame:
         path = args.ingested / f"{name}.parquet"
-        unused = UNUSED_POPULATION_COLUMNS if name == "population" else ()
-        return io.read_parquet(path, columns=[c for c in io.parquet_columns(path) if c not in unused])
+        if name != "population":
+            return io.read_parquet(path)
+        return io.read_parquet(path, columns=[c for c in io.parquet_columns(path) if c not in UNUSED_POPULATION_COLUMNS])
 
     # each register is read when it is coded and let go once coded
     coded = code_registers(read, io.read_parquet(args.cohorts, columns=["as_of", "person_id"]))

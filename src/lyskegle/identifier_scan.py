@@ -82,11 +82,11 @@ def _name_hits(path: Path, known: privacy.ExtractIdentifiers | None) -> list[dic
 
 def _content_hits(path: Path, known: privacy.ExtractIdentifiers | None) -> list[dict]:
     blocks = _gunzip_blocks(path) if path.suffix == ".gz" else io.read_blocks(path)
-    found = privacy.scan_blocks(blocks, known)
+    in_bytes = privacy.scan_blocks(blocks, known)
     if path.suffix == ".parquet":
         pages_end = io.parquet_footer_offset(path)
-        found = [(offset, kind) for offset, kind in found if offset >= pages_end or kind == privacy.EXTRACT_PNR]
-    hits = [{"where": f"byte {offset}", "kind": kind} for offset, kind in found]
+        in_bytes = [(offset, kind) for offset, kind in in_bytes if offset >= pages_end or kind == privacy.EXTRACT_PNR]
+    hits = [{"where": f"byte {offset}", "kind": kind} for offset, kind in in_bytes]
     if path.suffix == ".parquet":
         for column, first_row, values in io.parquet_value_batches(path):
             found = (privacy.scan_integers(values, known) if isinstance(values, np.ndarray)

@@ -142,8 +142,7 @@ def read_parquet_equal(path: str | Path, column: str, value: Any) -> pd.DataFram
     value's rows without the rest of the file ever being in memory.
     """
     parquet = pq.ParquetFile(path)
-    index = parquet.schema_arrow.get_field_index(column)
-    if index < 0:
+    if column not in parquet.schema_arrow.names:
         raise KeyError(f"{path}: no column '{column}'")
     leaf = parquet.metadata.schema.names.index(column)
     groups = []
