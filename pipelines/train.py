@@ -24,7 +24,7 @@ from lyskegle.encoders import StairwellRateEncoder
 from lyskegle.evaluation import importance_figure, label_horizon_weeks, plot_figures
 from lyskegle.features import model_feature_columns
 from lyskegle.models import (
-    cohort_filter,
+    LabelledRows,
     column_roles,
     labelled_rows,
     model_grid,
@@ -62,14 +62,22 @@ def main(argv: list[str] | None = None) -> dict[str, str]:
     families = io.read_json(args.families)
     feature_columns = model_feature_columns(families, features_params.include_origin)
     cohorts = io.read_parquet(args.cohorts, columns=["target", "as_of", "person_id", "label", "censored"])
-    # Only the target's cohort rows, one row group (as-of date) at a time: the table is many GB at 1M.
-    features = io.read_parquet_where(args.features, cohort_filter(cohorts, args.target), ["as_of", "person_id"])
-    rows, label_counts = labelled_rows(features, cohorts, args.target)
-    del features
-    log.info("%s: %d labelled rows (%d censored excluded, %d without features)", args.target, len(rows),
+    # Only the keys and the baseline of every row are held; the other columns are read for the
+    # rows the fits sample and, piece by piece, for the dates scored (the table is tens of GB at 6M).
+    if params.baseline_feature not in io.parquet_columns(args.features):
+        raise KeyError(f"baseline column '{params.baseline_feature}' (train.baseline_feature) is not in {args.features}")
+    keys = io.read_parquet(args.features, columns=["as_of", "person_id", params.baseline_feature])
+    keys["file_row"] = np.arange(len(keys))
+    keys, label_counts = labelled_rows(keys, cohorts, args.target)
+    del cohorts
+    file_rows = keys["file_row"].to_numpy()
+    rows = LabelledRows(keys, take=lambda at: io.read_parquet_rows(args.features, file_rows[at]),
+                        parts=lambda at: io.parquet_row_parts(args.features, file_rows[at]))
+    log.info("%s: %d labelled rows (%d censored excluded, %d without features)", args.target, len(keys),
              label_counts["censored"], label_counts["without_features"])
 
-    roles = column_roles(rows, feature_columns, use_stairwell="stairwell_id" in families)
+    first_rows = rows.take(np.arange(min(len(keys), 100_000)))
+    roles = column_roles(first_rows, feature_columns, use_stairwell="stairwell_id" in families)
     encoder = StairwellRateEncoder(columns=("stairwell_id",), prior_weight=features_params.encoder_prior_weight,
                                    min_count=max(features_params.min_group_persons, privacy.min_cell))
     horizon = label_horizon_weeks(args.target, labels_params.horizon_weeks)
@@ -125,7 +133,7 @@ def main(argv: list[str] | None = None) -> dict[str, str]:
         candidates=model_grid(params),
         chosen_name=result.chosen.name,
         model=result.model,
-        signature_row=synthetic_input_row(rows.iloc[: min(len(rows), 100_000)], roles),
+        signature_row=synthetic_input_row(first_rows, roles),
         artifacts={
             "plots": sorted((reports / "plots").glob("*.csv")) + sorted((reports / "figures").glob("*.png")),
             "evaluation": [reports / "metrics.json", reports / "selection.csv", reports / "feature_importance.csv",

@@ -1,3 +1,4 @@
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -96,6 +97,34 @@ def test_a_part_that_does_not_fit_the_first_parts_types_fails_and_leaves_no_file
             parts.write(tmp_path / "a.parquet", first)
             parts.write(tmp_path / "a.parquet", first.assign(age=["not a number"]))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_rows_by_number_are_read_from_the_row_groups_that_hold_them_each_once(tmp_path, monkeypatch):
+    parts = [_part("2020-01-06", ["a", "bb"]), _part("2021-01-04", ["ccc"]), _part("2022-01-03", ["d", "ee", "f"])]
+    io.write_parquet_parts(iter(parts), tmp_path / "by_date.parquet")
+    every = pd.concat(parts, ignore_index=True)
+    read = []
+    original = pq.ParquetFile.read_row_group
+    monkeypatch.setattr(pq.ParquetFile, "read_row_group",
+                        lambda self, group, *a, **k: read.append(group) or original(self, group, *a, **k))
+    rows = np.array([1, 3, 5])
+    pd.testing.assert_frame_equal(io.read_parquet_rows(tmp_path / "by_date.parquet", rows),
+                                  every.iloc[rows].reset_index(drop=True))
+    assert read == [0, 2]
+    pieces = list(io.parquet_row_parts(tmp_path / "by_date.parquet", rows, columns=["person_id"]))
+    assert [(where.start, where.stop) for where, _ in pieces] == [(0, 1), (1, 3)]
+    assert [piece["person_id"].tolist() for _, piece in pieces] == [["bb"], ["d", "f"]]
+    nothing = io.read_parquet_rows(tmp_path / "by_date.parquet", np.array([], dtype="int64"), columns=["age"])
+    assert nothing.empty and list(nothing.columns) == ["age"]
+
+
+@pytest.mark.parametrize("rows, message", [([3, 1], "ascending"), ([1, 1], "ascending"), ([-1], "ascending"),
+                                           ([6], "row 6 asked for, but the file has 6 rows")])
+def test_row_numbers_out_of_order_or_beyond_the_file_are_a_clear_error(tmp_path, rows, message):
+    io.write_parquet_parts(iter([_part("2020-01-06", ["a", "b", "c"]), _part("2021-01-04", ["d", "e", "f"])]),
+                           tmp_path / "t.parquet")
+    with pytest.raises(ValueError, match=message):
+        io.read_parquet_rows(tmp_path / "t.parquet", np.array(rows))
 
 
 def test_rows_equal_to_a_value_are_read_from_its_row_groups_only(tmp_path, monkeypatch):

@@ -9,6 +9,7 @@ from lyskegle.config import TrainParams
 from lyskegle.encoders import StairwellRateEncoder
 from lyskegle.models import (
     Candidate,
+    LabelledRows,
     choose_candidate,
     cohort_filter,
     column_roles,
@@ -161,6 +162,48 @@ def test_test_predictions_carry_the_audit_attributes(result):
     assert list(result.test_predictions.columns) == [
         "person_id", "as_of", "label", "score", "baseline_score",
         "audit_sex", "audit_age_band", "audit_origin_group", "audit_area"]
+
+
+def test_rows_read_on_demand_give_the_same_model_and_only_the_sampled_rows_are_taken():
+    """As the train stage reads a large table: only the rows the fits sample are taken at once, and
+    the test and calibration dates come in pieces with fresh indexes (as from Parquet row groups)."""
+    rows = planted(persons=1500)
+    roles = column_roles(rows, ["signal", "noise", "support_weeks_52w"], use_stairwell=True)
+    params = TrainParams(**{**FAST, "max_fit_rows": 1000, "importance_rows": 600})
+    taken, pieces = [], []
+
+    def take(at):
+        taken.append(at)
+        return rows.iloc[at].reset_index(drop=True)
+
+    def parts(at):
+        pieces.append(at)
+        for start in range(0, len(at), 400):
+            yield slice(start, min(start + 400, len(at))), rows.iloc[at[start:start + 400]].reset_index(drop=True)
+
+    keys = rows[["as_of", "person_id", "label", "support_weeks_52w"]]
+    train = lambda source: train_and_evaluate(source, roles, params, horizon_weeks=52,  # noqa: E731
+                                              baseline_column="support_weeks_52w", min_cell=5)
+    on_demand, held = train(LabelledRows(keys, take, parts)), train(rows)
+
+    pd.testing.assert_frame_equal(on_demand.test_predictions, held.test_predictions)
+    pd.testing.assert_frame_equal(on_demand.selection, held.selection)
+    pd.testing.assert_frame_equal(on_demand.importance, held.importance)
+    assert on_demand.metrics == held.metrics and on_demand.thresholds == held.thresholds
+    # 2 candidates x 2 folds x (fit + validation sample) + the calibration sample, 1000 rows each at most
+    test_rows = np.flatnonzero(rows["as_of"] == pd.Timestamp(AS_OF[-1]))
+    assert len(taken) == 1 and len(np.unique(taken[0])) == len(taken[0])
+    assert len(taken[0]) < len(rows) - len(test_rows) and not np.isin(test_rows, taken[0]).any()
+    calibration_rows = np.flatnonzero(rows["as_of"] == pd.Timestamp(AS_OF[-2]))
+    assert [list(at) for at in pieces] == [list(test_rows), list(calibration_rows)]
+
+
+def test_a_baseline_column_that_is_not_there_is_named():
+    rows = planted(50)
+    roles = column_roles(rows, ["signal"], use_stairwell=False)
+    with pytest.raises(KeyError, match="support_weeks_26w"):
+        train_and_evaluate(rows, roles, TrainParams(**FAST), horizon_weeks=52, baseline_column="support_weeks_26w",
+                           min_cell=5)
 
 
 def test_the_signature_row_is_made_of_medians():

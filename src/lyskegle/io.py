@@ -155,6 +155,46 @@ def read_parquet_equal(path: str | Path, column: str, value: Any) -> pd.DataFram
     return table.to_pandas(types_mapper=_ARROW_STRINGS.get)
 
 
+def parquet_row_parts(path: str | Path, rows: np.ndarray, columns: list[str] | None = None,
+                      ) -> Iterator[tuple[slice, pd.DataFrame]]:
+    """The ``rows`` of a Parquet file (numbers from 0 in file order, ascending), one row group at
+    a time: ``(where, frame)``, where ``rows[where]`` are the rows ``frame`` holds, in order.
+
+    Only the row groups that hold one of ``rows`` are read, and each once, so a model can score
+    millions of rows of a wide table with one row group in memory at a time.
+    """
+    for where, table in _row_group_takes(path, rows, columns):
+        yield where, table.to_pandas(types_mapper=_ARROW_STRINGS.get, split_blocks=True, self_destruct=True)
+
+
+def read_parquet_rows(path: str | Path, rows: np.ndarray, columns: list[str] | None = None) -> pd.DataFrame:
+    """The ``rows`` of a Parquet file (numbers from 0 in file order, ascending) as one frame; each
+    row group that holds one of them is read once, and only the rows wanted are kept."""
+    tables = [table for _, table in _row_group_takes(path, rows, columns)]
+    table = pa.concat_tables(tables) if tables else pq.read_schema(path).empty_table()
+    if not tables and columns is not None:
+        table = table.select(columns)
+    del tables
+    return table.to_pandas(types_mapper=_ARROW_STRINGS.get, split_blocks=True, self_destruct=True)
+
+
+def _row_group_takes(path: str | Path, rows: np.ndarray, columns: list[str] | None) -> Iterator[tuple[slice, pa.Table]]:
+    rows = np.asarray(rows, dtype="int64")
+    if len(rows) and (rows[0] < 0 or np.any(np.diff(rows) <= 0)):
+        raise ValueError(f"{path}: row numbers must be ascending and unique, from 0")
+    parquet = pq.ParquetFile(path)
+    metadata = parquet.metadata
+    starts = np.cumsum([0, *(metadata.row_group(group).num_rows for group in range(metadata.num_row_groups))])
+    if len(rows) and rows[-1] >= starts[-1]:
+        raise ValueError(f"{path}: row {rows[-1]} asked for, but the file has {starts[-1]} rows")
+    bounds = np.searchsorted(rows, starts)
+    for group in range(metadata.num_row_groups):
+        first, last = int(bounds[group]), int(bounds[group + 1])
+        if first < last:
+            table = parquet.read_row_group(group, columns=columns)
+            yield slice(first, last), table.take(pa.array(rows[first:last] - starts[group]))
+
+
 def parquet_columns(path: str | Path) -> list[str]:
     """The column names of a Parquet file, from its footer (no data is read)."""
     return pq.read_schema(path).names

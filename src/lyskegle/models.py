@@ -18,7 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -332,25 +332,47 @@ def predict_scores(model: Any, rows: pd.DataFrame, roles: ColumnRoles, positions
     ] or [np.zeros(0)])
 
 
-def train_and_evaluate(rows: pd.DataFrame, roles: ColumnRoles, params: TrainParams, horizon_weeks: int,
-                       baseline_column: str, min_cell: int, stairwell_encoder: BaseEstimator | None = None,
-                       progress: Any = None) -> TrainingResult:
+@dataclass(frozen=True)
+class LabelledRows:
+    """A target's labelled rows (:func:`labelled_rows`), held in memory or read on demand.
+
+    ``keys`` has ``as_of``, ``person_id``, ``label`` and the baseline column of every row, in order.
+    ``take(positions)`` gives every column of the rows at ascending ``positions``, in order;
+    ``parts(positions)`` gives the same in pieces ``(where, frame)``, where ``positions[where]`` are
+    the rows of ``frame``. Training takes only the rows its samples draw, and scores the test and
+    calibration dates piece by piece, so a target's whole table need never be in memory.
+    """
+
+    keys: pd.DataFrame
+    take: Callable[[np.ndarray], pd.DataFrame]
+    parts: Callable[[np.ndarray], Iterable[tuple[slice, pd.DataFrame]]]
+
+    @classmethod
+    def held(cls, rows: pd.DataFrame) -> LabelledRows:
+        """Rows already in memory, taken in one piece."""
+        return cls(rows, lambda at: rows.iloc[at], lambda at: [(slice(0, len(at)), rows.iloc[at])])
+
+
+def train_and_evaluate(rows: pd.DataFrame | LabelledRows, roles: ColumnRoles, params: TrainParams,
+                       horizon_weeks: int, baseline_column: str, min_cell: int,
+                       stairwell_encoder: BaseEstimator | None = None, progress: Any = None) -> TrainingResult:
     """Select, calibrate and test a model on the labelled rows of one target.
 
-    ``rows`` comes from :func:`labelled_rows`: ``as_of``, ``person_id``, ``label``, the model input
-    columns of ``roles``, ``baseline_column`` and the audit columns. ``progress`` (optional) is
-    called with a short message before each fit. OpenMP (gradient boosting) is held to
-    ``train.threads``: on a shared machine, oversubscribed OpenMP makes gradient boosting many
-    times slower. BLAS (the logistic fits) runs on one thread: on 300,000 rows two threads made
-    them slower, not faster. Returns a :class:`TrainingResult`.
+    ``rows`` comes from :func:`labelled_rows` (or is read on demand, :class:`LabelledRows`):
+    ``as_of``, ``person_id``, ``label``, the model input columns of ``roles``, ``baseline_column``
+    and the audit columns. ``progress`` (optional) is called with a short message before each fit.
+    OpenMP (gradient boosting) is held to ``train.threads``: on a shared machine, oversubscribed
+    OpenMP makes gradient boosting many times slower. BLAS (the logistic fits) runs on one thread:
+    on 300,000 rows two threads made them slower, not faster. Returns a :class:`TrainingResult`.
     """
+    source = rows if isinstance(rows, LabelledRows) else LabelledRows.held(rows)
     with threadpool_limits(params.threads, user_api="openmp"), threadpool_limits(1, user_api="blas"):
-        return _train_and_evaluate(rows, roles, params, horizon_weeks, baseline_column, min_cell,
+        return _train_and_evaluate(source, roles, params, horizon_weeks, baseline_column, min_cell,
                                    stairwell_encoder, progress)
 
 
 def _train_and_evaluate(
-    rows: pd.DataFrame,
+    rows: LabelledRows,
     roles: ColumnRoles,
     params: TrainParams,
     horizon_weeks: int,
@@ -359,16 +381,18 @@ def _train_and_evaluate(
     stairwell_encoder: BaseEstimator | None = None,
     progress: Any = None,
 ) -> TrainingResult:
-    if baseline_column not in rows.columns:
+    keys = rows.keys
+    if baseline_column not in keys.columns:
         raise KeyError(f"baseline column '{baseline_column}' (train.baseline_feature) is not in the features table")
     rng = np.random.default_rng(params.random_state)
     notify = progress or (lambda message: None)
     # Dates as integer codes: comparing millions of date objects is slow.
-    day_codes, as_of_code = np.unique(rows["as_of"].to_numpy("datetime64[D]"), return_inverse=True)
+    day_codes, as_of_code = np.unique(keys["as_of"].to_numpy("datetime64[D]"), return_inverse=True)
     dates = [d.item() for d in day_codes]
     split = temporal_split(dates, params.test_as_of_count, params.gap_weeks, horizon_weeks)
     folds = selection_folds(split.train_as_of, params.gap_weeks, params.selection_folds)
-    labels = rows["label"].to_numpy("int64")
+    labels = keys["label"].to_numpy("int64")
+    baseline = keys[baseline_column].to_numpy("float64", na_value=np.nan)
     order = np.argsort(as_of_code, kind="stable")
     bounds = np.searchsorted(as_of_code[order], np.arange(len(dates) + 1))
     positions_of = {d: np.sort(order[bounds[i]:bounds[i + 1]]) for i, d in enumerate(dates)}
@@ -377,22 +401,34 @@ def _train_and_evaluate(
     def positions(dates: Sequence[dt.date]) -> np.ndarray:
         return np.sort(np.concatenate([positions_of[d] for d in dates]))
 
+    # Every sample is drawn first, in the order the fits use them, so that only the rows drawn
+    # are taken from the table: at national scale the training period is tens of millions of rows.
+    candidates = model_grid(params)
+    draws = {(candidate.name, number): (sample_positions(positions(fold.fit_as_of), params.max_fit_rows, rng),
+                                        sample_positions(positions_of[fold.validate_as_of], params.max_fit_rows, rng))
+             for candidate in candidates for number, fold in enumerate(folds, start=1)}
+    calibration_rows = positions_of[folds[-1].validate_as_of]
+    final_at = sample_positions(positions(split.train_as_of) if params.calibration == "none" else calibration_rows,
+                                params.max_fit_rows, rng)
+    held_at = np.unique(np.concatenate([final_at, *(at for pair in draws.values() for at in pair)]))
+    held = rows.take(held_at)
+
+    def inputs(at: np.ndarray) -> pd.DataFrame:
+        return model_inputs(held.iloc[np.searchsorted(held_at, at)], roles)
+
     def fit(candidate: Candidate, at: np.ndarray) -> Pipeline:
-        pipeline = build_pipeline(candidate, roles, params.random_state, stairwell_encoder)
-        at = sample_positions(at, params.max_fit_rows, rng)
-        return pipeline.fit(model_inputs(rows.iloc[at], roles), labels[at])
+        return build_pipeline(candidate, roles, params.random_state, stairwell_encoder).fit(inputs(at), labels[at])
 
     def predict(model: Any, at: np.ndarray) -> np.ndarray:
-        return predict_scores(model, rows, roles, at)
+        return predict_scores(model, held, roles, np.searchsorted(held_at, at))
 
-    candidates = model_grid(params)
     selection_rows, last_fold_models = [], {}
     for candidate in candidates:
         for number, fold in enumerate(folds, start=1):
             notify(f"{candidate.name}: fold {number}/{len(folds)} (validate {fold.validate_as_of})")
-            model = fit(candidate, positions(fold.fit_as_of))
+            fit_at, validate = draws[candidate.name, number]
+            model = fit(candidate, fit_at)
             # a sample scores a fold as precisely as all rows, at a fraction of the prediction time
-            validate = sample_positions(positions_of[fold.validate_as_of], params.max_fit_rows, rng)
             scores = score_metrics(labels[validate], predict(model, validate), params.top_k_percent)
             selection_rows.append({"candidate": candidate.name, "kind": candidate.kind, "fold": number,
                                    "validate_as_of": fold.validate_as_of, "rows": len(validate), **scores})
@@ -401,22 +437,29 @@ def _train_and_evaluate(
     selection = pd.DataFrame(selection_rows)
     chosen = choose_candidate(selection, params.selection_metric, candidates)
 
-    calibration_rows = positions_of[folds[-1].validate_as_of]
     if params.calibration == "none":
         notify(f"{chosen.name}: refit on the whole training period")
-        model = fit(chosen, positions(split.train_as_of))
+        model = fit(chosen, final_at)
     else:
         notify(f"{chosen.name}: {params.calibration} calibration on {folds[-1].validate_as_of}")
-        at = sample_positions(calibration_rows, params.max_fit_rows, rng)
         model = CalibratedClassifierCV(FrozenEstimator(last_fold_models[chosen.name]), method=params.calibration)
-        model.fit(model_inputs(rows.iloc[at], roles), labels[at])
+        model.fit(inputs(final_at), labels[final_at])
+    del held
 
     train_at = positions(split.train_as_of)
-    sign = baseline_sign(labels[train_at], rows[baseline_column].to_numpy("float64", na_value=np.nan)[train_at])
+    sign = baseline_sign(labels[train_at], baseline[train_at])
     test_at = positions(split.test_as_of)
     notify(f"{chosen.name}: scoring {len(test_at)} test rows")
-    test_score = predict(model, test_at)
-    rule_score = baseline_score(rows[baseline_column].to_numpy("float64", na_value=np.nan)[test_at], sign)
+    importance_at = sample_positions(np.arange(len(test_at)), params.importance_rows,
+                                     np.random.default_rng(params.random_state))
+    test_score, audit_parts, importance_inputs = [], [], []
+    for where, part in rows.parts(test_at):
+        test_score.append(predict_scores(model, part, roles))
+        audit_parts.append(part[[c for c in AUDIT_COLUMNS if c in part.columns]])
+        inside = importance_at[(importance_at >= where.start) & (importance_at < where.stop)] - where.start
+        importance_inputs.append(model_inputs(part.iloc[inside], roles))
+    test_score = np.concatenate(test_score) if test_score else np.zeros(0)
+    rule_score = baseline_score(baseline[test_at], sign)
     y_test = labels[test_at]
 
     metrics = _compare(y_test, test_score, rule_score, params.top_k_percent, min_cell)
@@ -425,21 +468,23 @@ def _train_and_evaluate(
         inside = as_of[test_at] == date
         by_as_of.append({"as_of": date, **_compare(y_test[inside], test_score[inside], rule_score[inside],
                                                    params.top_k_percent, min_cell)})
-    calibration_scores = predict(model, calibration_rows)
+    calibration_scores = np.concatenate([predict_scores(model, part, roles)
+                                         for _, part in rows.parts(calibration_rows)] or [np.zeros(0)])
     thresholds = {metric_key("threshold", k): float(np.quantile(calibration_scores, 1 - k / 100))
                   for k in params.top_k_percent}
 
     notify(f"{chosen.name}: permutation importance on up to {params.importance_rows} test rows")
-    importance = permutation_importance_table(model, rows, test_at, roles, y_test, params.importance_rows,
+    importance = permutation_importance_table(model, pd.concat(importance_inputs, ignore_index=True), y_test[importance_at],
                                               params.importance_repeats, params.random_state)
 
+    audit_columns = pd.concat(audit_parts, ignore_index=True) if audit_parts else pd.DataFrame()
     test_predictions = pd.DataFrame({
-        "person_id": rows["person_id"].iloc[test_at].to_numpy(),
+        "person_id": keys["person_id"].iloc[test_at].to_numpy(),
         "as_of": as_of[test_at],
         "label": y_test.astype("int8"),
         "score": test_score,
         "baseline_score": rule_score,
-        **{c: rows[c].iloc[test_at].to_numpy() for c in AUDIT_COLUMNS if c in rows.columns},
+        **{c: audit_columns[c].to_numpy() for c in audit_columns.columns},
     })
     return TrainingResult(
         chosen=chosen, model=model, roles=roles, train_as_of=split.train_as_of, test_as_of=split.test_as_of,
@@ -488,18 +533,15 @@ def choose_candidate(selection: pd.DataFrame, metric: str, candidates: Sequence[
     return candidates[order.index(best)]
 
 
-def permutation_importance_table(model: Any, rows: pd.DataFrame, positions: np.ndarray, roles: ColumnRoles,
-                                 labels: np.ndarray, n_rows: int, n_repeats: int, random_state: int) -> pd.DataFrame:
-    """Permutation importance (drop in average precision) per input column on a sample of the
-    ``rows`` at ``positions`` (``labels`` are theirs, in that order).
+def permutation_importance_table(model: Any, inputs: pd.DataFrame, labels: np.ndarray, n_repeats: int,
+                                 random_state: int) -> pd.DataFrame:
+    """Permutation importance (drop in average precision) per input column of ``inputs`` (model
+    inputs, :func:`model_inputs`, of a sample of rows; ``labels`` are theirs, in that order).
 
     Returns ``feature``, ``importance_mean``, ``importance_std``, largest first. The values are
     aggregates over the whole sample.
     """
-    rng = np.random.default_rng(random_state)
-    at = sample_positions(np.arange(len(positions)), n_rows, rng)
-    inputs = model_inputs(rows.iloc[np.asarray(positions)[at]], roles)
-    result = permutation_importance(model, inputs, np.asarray(labels)[at], scoring="average_precision",
+    result = permutation_importance(model, inputs, np.asarray(labels), scoring="average_precision",
                                     n_repeats=n_repeats, random_state=random_state, n_jobs=1)
     table = pd.DataFrame({"feature": inputs.columns, "importance_mean": result.importances_mean,
                           "importance_std": result.importances_std})
