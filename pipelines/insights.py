@@ -13,6 +13,7 @@ import datetime as dt
 import logging
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from lyskegle import io
@@ -20,11 +21,13 @@ from lyskegle.config import load_section
 from lyskegle.insights import (
     ATTRIBUTE_SOURCES,
     ExpectedModelSettings,
+    attributes_known_at,
+    concat_attributes,
     discover_subgroups,
     expected_without_stairwell,
     family_importance,
-    readable_attributes,
     stairwell_effects,
+    with_named_citizenship,
 )
 from lyskegle.ids import on_dates
 from lyskegle.models import ColumnRoles, cohort_filter, labelled_rows, model_inputs, sampled_cohort
@@ -99,14 +102,7 @@ def main() -> None:
     io.write_csv(stairwells, args.reports / "stairwells.csv")
 
     log.info("%s: subgroup discovery (at least %d persons each)", args.target, params.min_subgroup)
-    population = io.read_parquet(args.ingested / "population.parquet", columns=list(ATTRIBUTE_SOURCES["population"]))
-    dwellings = io.read_parquet(args.ingested / "dwellings.parquet", columns=list(ATTRIBUTE_SOURCES["dwellings"]))
-    education = io.read_parquet(args.ingested / "education.parquet", columns=list(ATTRIBUTE_SOURCES["education"]))
-    benefits = io.read_parquet(args.ingested / "benefits.parquet", columns=list(ATTRIBUTE_SOURCES["benefits"]))
-    attributes = readable_attributes(
-        labelled, population, dwellings, education,
-        benefits, top_citizenships=params.subgroup_top_citizenships,
-    )
+    attributes = _readable_attributes(labelled, args.ingested, params.subgroup_top_citizenships)
     subgroups = discover_subgroups(
         attributes, params.subgroup_attributes, min_subgroup=max(params.min_subgroup, min_cell),
         max_conditions=params.subgroup_max_conditions, beam_width=params.subgroup_beam_width,
@@ -114,6 +110,31 @@ def main() -> None:
     )
     io.write_csv(subgroups, args.reports / "subgroups.csv")
     log.info("%s: %d families, %d stairwells shown, %d subgroups", args.target, len(importance), len(stairwells), len(subgroups))
+
+
+def _readable_attributes(labelled: pd.DataFrame, ingested: Path, top_citizenships: int) -> pd.DataFrame:
+    """:func:`readable_attributes` of the labelled rows, one as-of date at a time: only that year's
+    population and the year before's education are read (each tens of millions of rows at 6M)."""
+    def read(name: str, **where) -> pd.DataFrame:
+        columns = list(ATTRIBUTE_SOURCES[name])
+        if not where:
+            return io.read_parquet(ingested / f"{name}.parquet", columns=columns)
+        (column, value), = where.items()
+        return io.read_parquet_equal(ingested / f"{name}.parquet", column, value, columns=columns)
+
+    dwellings, benefits = read("dwellings"), read("benefits")
+    parts, positions = [], []
+    for as_of, at in sorted(labelled.groupby("as_of").indices.items()):
+        year = pd.Timestamp(as_of).year
+        log.info("attributes of %d rows at %s", len(at), pd.Timestamp(as_of).date())
+        parts.append(attributes_known_at(labelled.iloc[at], read("population", year=year), dwellings,
+                                         read("education", year=year - 1), benefits))
+        positions.append(at)
+    attributes = with_named_citizenship(concat_attributes(parts), top_citizenships)
+    order = np.concatenate(positions)
+    if np.any(np.diff(order) < 0):  # back in the labelled rows' order
+        attributes = attributes.take(np.argsort(order, kind="stable")).reset_index(drop=True)
+    return attributes
 
 
 def _rows_on(rows: pd.DataFrame, dates: list[dt.date]) -> pd.DataFrame:

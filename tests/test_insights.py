@@ -176,6 +176,37 @@ def test_readable_attributes_are_known_at_the_as_of_date():
     assert out.loc["p1", "support_last_year_en"] == "0 weeks"
 
 
+def test_attributes_a_year_at_a_time_are_the_attributes_of_all_years_at_once():
+    """The stage reads one year's population and education per as-of date; the parts together,
+    with the citizenships named once over all of them, are the attributes computed in one go."""
+    dates = [dt.date(2020, 1, 6), dt.date(2021, 1, 4)]
+    persons = [f"p{i}" for i in range(6)]
+    # 2020: Irak most frequent among the foreign citizenships; 2021: Tyrkiet. Over both: Tyrkiet.
+    citizenship = {2020: ["5422", "5422", "5100", "5454", "5100", "5100"],
+                   2021: ["5454", "5454", "5454", "5422", "5454", "5100"]}
+    population = pd.DataFrame([
+        {"person_id": p, "year": year, "birth_date": dt.date(1980 + i, 3, 1), "sex": 1 + i % 2, "origin_type": 2,
+         "citizenship": citizenship[year][i], "dwelling_id": f"d{i % 3}", "family_id": f"f{(i + year) % 4}"}
+        for year in (2019, 2020, 2021) if year in citizenship for i, p in enumerate(persons)
+    ])
+    dwellings = pd.DataFrame({"dwelling_id": ["d0", "d1", "d2"], "area": ["Vest", None, "Øst"]})
+    education = pd.DataFrame({"person_id": ["p0", "p1", "p0"], "year": [2019, 2020, 2020], "education_group": [10, 30, 70]})
+    benefits = pd.DataFrame({"person_id": ["p1", "p2", "p9"], "code": [131, 131, 131],
+                             "first_week": [week_index(dates[0]) - 10, week_index(dates[1]) - 60, 0], "n_weeks": [5, 30, 3]})
+    cohort = pd.DataFrame({"person_id": persons * 2, "as_of": [d for d in dates for _ in persons],
+                           "label": [0, 1] * 6})
+    whole = readable_attributes(cohort, population, dwellings, education, benefits, top_citizenships=1)
+
+    parts = [insights.attributes_known_at(cohort[cohort["as_of"] == date], population[population["year"] == date.year],
+                                          dwellings, education[education["year"] == date.year - 1], benefits)
+             for date in dates]
+    by_year = insights.with_named_citizenship(insights.concat_attributes(parts), top_citizenships=1)
+    pd.testing.assert_frame_equal(by_year, whole)
+    assert set(whole["citizenship"]) == {"Tyrkiet", "andet land", "dansk"}
+    assert whole.loc[0, "support_last_year"] == "0 uger" and whole.loc[1, "support_last_year"] == "1-25 uger"
+    assert all(isinstance(whole[c].dtype, pd.CategoricalDtype) for c in whole.columns[3:])
+
+
 def _random_subgroup_rows(seed: int) -> pd.DataFrame:
     """Persons with several rows each (as-of dates), categorical attributes with missing values
     and an unused category: the shapes readable_attributes hands to discover_subgroups."""

@@ -141,6 +141,8 @@ def test_rows_equal_to_a_value_are_read_from_its_row_groups_only(tmp_path, monke
     assert read == [[1]]
     on_first = io.read_parquet_equal(tmp_path / "mixed.parquet", "as_of", parts[0]["as_of"].iloc[0])
     assert on_first["person_id"].tolist() == ["a", "bb"]  # in file order
+    only_ids = io.read_parquet_equal(tmp_path / "by_date.parquet", "as_of", date, columns=["as_of", "person_id"])
+    pd.testing.assert_frame_equal(only_ids, parts[1][["as_of", "person_id"]])
     nobody = io.read_parquet_equal(tmp_path / "by_date.parquet", "as_of", pd.Timestamp("2030-01-07").date())
     assert nobody.empty and list(nobody.columns) == ["as_of", "person_id", "age"]
     with pytest.raises(KeyError, match="when"):

@@ -9,6 +9,7 @@ from lyskegle.status import (
     ids_employed_in_month,
     ids_with_code_in_week,
     on_support_in_week,
+    runs_in_windows,
     support_weeks_between,
     support_weeks_by_code,
 )
@@ -69,3 +70,11 @@ def test_ids_in_a_week_or_month_are_the_persons_of_the_sorted_lookups():
     employment = pd.DataFrame({"person_id": ["a", "c", "a"], "first_month": [100, 98, 110], "n_months": [3, 1, 2]})
     for month in (97, 98, 100, 102, 103, 111):
         assert set(ids_employed_in_month(employment, month)) == set(employed_in_month(employment, month))
+
+
+def test_runs_in_windows_are_those_with_a_week_inside_a_half_open_window():
+    # runs [first, first + n): ends at 10 (before), covers 10, starts at 19 (last week in), starts at 20 (after)
+    runs = pd.DataFrame({"first_week": [5, 8, 19, 20, 40], "n_weeks": [5, 3, 4, 2, 1]})
+    assert runs_in_windows(runs, [(10, 20)]).tolist() == [False, True, True, False, False]
+    assert runs_in_windows(runs, [(10, 20), (40, 41)]).tolist() == [False, True, True, False, True]
+    assert not runs_in_windows(runs, []).any()

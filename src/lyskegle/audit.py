@@ -645,20 +645,22 @@ def origin_comparison(
     if not origin_columns:
         return {"ran": False, "reason": "the features have no origin family to include"}
     train_rows = rows.iloc[_training_positions(rows, train_as_of, max_fit_rows, random_state)]
-    test_rows = rows.loc[on_dates(rows["as_of"], test_as_of)]
+    # positions, not a copy: the test period's rows are millions at national scale
+    test_at = np.flatnonzero(on_dates(rows["as_of"], test_as_of))
+    test_columns = rows[["person_id", "as_of", "label", *AUDIT_COLUMNS.values()]].iloc[test_at]
     labels = train_rows["label"].to_numpy("int64")
     fits: dict[str, dict] = {}
     for name, include in (("without_origin", False), ("with_origin", True)):
         roles = column_roles(rows, model_feature_columns(families, include), "stairwell_id" in families)
         pipeline = build_pipeline(chosen, roles, random_state, stairwell_encoder)
         pipeline.fit(model_inputs(train_rows, roles), labels)
-        scores = predict_scores(pipeline, test_rows, roles)
-        predictions = test_rows[["person_id", "as_of", "label", *AUDIT_COLUMNS.values()]].assign(score=scores)
+        scores = predict_scores(pipeline, rows, roles, test_at)
+        predictions = test_columns.assign(score=scores)
         # the origin groups only: the other attributes' figures (most of the cost) are not reported
         table = fairness_table(predictions, rule, np.random.default_rng(random_state), attributes=["origin_group"])
         shown = shown_fairness_table(table, rule.min_cell)
         origin = shown.loc[shown["attribute"] == "origin_group"].set_index("group")
-        y = test_rows["label"].to_numpy("int64")
+        y = test_columns["label"].to_numpy("int64")
         fits[name] = {
             "inputs": len(roles.columns),
             "roc_auc": float(roc_auc_score(y, scores)),

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from pandas.api.types import union_categoricals
 from scipy import stats
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import average_precision_score, roc_auc_score
@@ -29,7 +30,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from lyskegle.calendar import week_index
 from lyskegle.countries import COUNTRY_NAMES, DENMARK
 from lyskegle.ids import datetimes, shared_codes
-from lyskegle.status import support_weeks_by_code
+from lyskegle.status import runs_in_windows, support_weeks_by_code
 
 #: feature families that never enter a model (audit attributes ride along for fairness checks only)
 NON_MODEL_FAMILIES = frozenset({"audit"})
@@ -307,6 +308,27 @@ def readable_attributes(
     benefit weeks of the 52 weeks before the as-of week. Returns ``person_id``, ``as_of``,
     ``label`` and one categorical column per attribute in :data:`ATTRIBUTE_NAMES`, each value
     already a Danish phrase, with the English phrase in a twin column ``<attribute>_en``.
+
+    The same as :func:`attributes_known_at` on the cohort's rows of each as-of date (with that
+    year's ``population`` and the year before's ``education``), :func:`concat_attributes` of the
+    parts and :func:`with_named_citizenship`: that is how a national extract is done, a year at a time.
+    """
+    return with_named_citizenship(attributes_known_at(cohort, population, dwellings, education, benefits),
+                                  top_citizenships)
+
+
+def attributes_known_at(
+    cohort: pd.DataFrame,
+    population: pd.DataFrame,
+    dwellings: pd.DataFrame,
+    education: pd.DataFrame,
+    benefits: pd.DataFrame,
+) -> pd.DataFrame:
+    """:func:`readable_attributes` except that ``citizenship`` is still the DST country code (the
+    most frequent citizenships are named only once every as-of date's rows are together).
+
+    ``population`` and ``education`` need only hold the years used (the as-of years and the years
+    before them); rows of other years are ignored.
     """
     out = cohort[["person_id", "as_of", "label"]].reset_index(drop=True).copy()
     as_of = datetimes(out["as_of"])
@@ -318,6 +340,9 @@ def readable_attributes(
     # household sizes count every resident; the attributes are needed for the cohort's persons only
     household_size = people.groupby(["_year", "family_id"]).size().rename("_household_size")
     schooling = education.assign(_year=education["year"].astype("int64") + 1)[["person_id", "_year", "education_group"]]
+    schooling = schooling[schooling["_year"].isin(out["_year"].unique())]
+    ends = [week_index(pd.Timestamp(date).date()) for date in as_of.unique()]
+    benefits = benefits[runs_in_windows(benefits, [(end - 52, end) for end in ends])]  # the others count for no one
     # person ids as int codes shared by all four tables: a merge or lookup on millions of strings
     # hashes each again
     (persons, people_codes, schooling_codes, benefit_codes), vocabulary = shared_codes(
@@ -348,7 +373,7 @@ def readable_attributes(
     put("age_band", *_bands(age, AGE_BANDS))
     put("sex", *_named(out["sex"], SEX_NAMES))
     put("origin", *_named(out["origin_type"], ORIGIN_NAMES))
-    put("citizenship", *_citizenship(out["citizenship"], top_citizenships))
+    result["citizenship"] = pd.Categorical(out["citizenship"].astype("string").str.strip())
     put("education", *_named(out["education_group"], EDUCATION_NAMES))
     area = out["area"].astype("string")
     put("area", ("område " + area).fillna("uden for boligområde"), ("area " + area).fillna("outside housing areas"))
@@ -356,6 +381,31 @@ def readable_attributes(
     put("household", np.select([size == 1, size == 2, size >= 3], ["bor alene", "2 personer", "3 eller flere"], "ukendt"),
         np.select([size == 1, size == 2, size >= 3], ["lives alone", "2 persons", "3 or more"], "unknown"))
     put("support_last_year", *_support_bands(support_weeks))
+    return result
+
+
+def concat_attributes(parts: Sequence[pd.DataFrame]) -> pd.DataFrame:
+    """Parts of :func:`attributes_known_at` (e.g. one per as-of date) as one frame, numbered from
+    0, with every categorical column still categorical (its categories the union of the parts')."""
+    if not parts:
+        raise ValueError("concat_attributes: no parts")
+    columns = {}
+    for column in parts[0].columns:
+        if isinstance(parts[0][column].dtype, pd.CategoricalDtype):
+            columns[column] = union_categoricals([part[column] for part in parts], sort_categories=True)
+        else:
+            columns[column] = pd.concat([part[column] for part in parts], ignore_index=True)
+    return pd.DataFrame(columns)
+
+
+def with_named_citizenship(attributes: pd.DataFrame, top_citizenships: int) -> pd.DataFrame:
+    """``attributes`` (:func:`attributes_known_at`) with the country codes of ``citizenship`` named:
+    the ``top_citizenships`` most frequent foreign ones by name, the rest as one group, and the
+    English twin ``citizenship_en``. Columns in :data:`ATTRIBUTE_NAMES` order."""
+    result = attributes.copy(deep=False)
+    danish, english = _citizenship(result["citizenship"], top_citizenships)
+    result["citizenship"] = pd.Categorical(np.asarray(danish, dtype=object))
+    result["citizenship_en"] = pd.Categorical(np.asarray(english, dtype=object))
     return result[["person_id", "as_of", "label", *(c for a in ATTRIBUTE_NAMES for c in (a, f"{a}_en"))]]
 
 

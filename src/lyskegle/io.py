@@ -134,8 +134,9 @@ def read_parquet_where(
     return table.to_pandas(types_mapper=_ARROW_STRINGS.get, split_blocks=True, self_destruct=True)
 
 
-def read_parquet_equal(path: str | Path, column: str, value: Any) -> pd.DataFrame:
-    """The rows of a Parquet file whose ``column`` equals ``value``, in file order.
+def read_parquet_equal(path: str | Path, column: str, value: Any, columns: list[str] | None = None) -> pd.DataFrame:
+    """The rows of a Parquet file whose ``column`` equals ``value``, in file order (only
+    ``columns``, which must include ``column``, when given).
 
     Only the row groups whose statistics allow ``value`` are read (all, where a row group has no
     statistics), so a file written one row group per value (:func:`write_parquet_parts`) gives one
@@ -150,7 +151,9 @@ def read_parquet_equal(path: str | Path, column: str, value: Any) -> pd.DataFram
         statistics = parquet.metadata.row_group(group).column(leaf).statistics
         if statistics is None or not statistics.has_min_max or statistics.min <= value <= statistics.max:
             groups.append(group)
-    table = parquet.read_row_groups(groups) if groups else parquet.schema_arrow.empty_table()
+    table = parquet.read_row_groups(groups, columns=columns) if groups else parquet.schema_arrow.empty_table()
+    if columns is not None:
+        table = table.select(columns)
     table = table.filter(pc.equal(table[column], pa.scalar(value, table.schema.field(column).type)))
     return table.to_pandas(types_mapper=_ARROW_STRINGS.get)
 

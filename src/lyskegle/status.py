@@ -27,6 +27,17 @@ def _covers(first: pd.Series, length: pd.Series, at: int) -> np.ndarray:
     return (first <= at) & (at < first + length.to_numpy("int64"))
 
 
+def runs_in_windows(benefits: pd.DataFrame, windows: Sequence[tuple[int, int]]) -> np.ndarray:
+    """Which benefit runs have a week in one of the ``windows`` ``[start, end)``: the other runs
+    add nothing to any count over them."""
+    first = benefits["first_week"].to_numpy("int64")
+    last = first + benefits["n_weeks"].to_numpy("int64")
+    inside = np.zeros(len(benefits), dtype=bool)
+    for start, end in windows:
+        inside |= (first < end) & (last > start)
+    return inside
+
+
 def support_weeks_between(benefits: pd.DataFrame, start_week: int, end_week: int) -> pd.Series:
     """Weeks with a public-support code in ``[start_week, end_week)``, per ``person_id``.
 
