@@ -115,20 +115,19 @@ def main() -> None:
 def _readable_attributes(labelled: pd.DataFrame, ingested: Path, top_citizenships: int) -> pd.DataFrame:
     """:func:`readable_attributes` of the labelled rows, one as-of date at a time: only that year's
     population and the year before's education are read (each tens of millions of rows at 6M)."""
-    def read(name: str, **where) -> pd.DataFrame:
-        columns = list(ATTRIBUTE_SOURCES[name])
-        if not where:
-            return io.read_parquet(ingested / f"{name}.parquet", columns=columns)
-        (column, value), = where.items()
-        return io.read_parquet_equal(ingested / f"{name}.parquet", column, value, columns=columns)
+    def read(name: str) -> pd.DataFrame:
+        return io.read_parquet(ingested / f"{name}.parquet", columns=list(ATTRIBUTE_SOURCES[name]))
+
+    def read_year(name: str, year: int) -> pd.DataFrame:
+        return io.read_parquet_equal(ingested / f"{name}.parquet", "year", year, columns=list(ATTRIBUTE_SOURCES[name]))
 
     dwellings, benefits = read("dwellings"), read("benefits")
     parts, positions = [], []
     for as_of, at in sorted(labelled.groupby("as_of").indices.items()):
         year = pd.Timestamp(as_of).year
         log.info("attributes of %d rows at %s", len(at), pd.Timestamp(as_of).date())
-        parts.append(attributes_known_at(labelled.iloc[at], read("population", year=year), dwellings,
-                                         read("education", year=year - 1), benefits))
+        parts.append(attributes_known_at(labelled.iloc[at], read_year("population", year), dwellings,
+                                         read_year("education", year - 1), benefits))
         positions.append(at)
     attributes = with_named_citizenship(concat_attributes(parts), top_citizenships)
     order = np.concatenate(positions)
