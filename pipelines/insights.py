@@ -30,7 +30,7 @@ from lyskegle.insights import (
     with_named_citizenship,
 )
 from lyskegle.ids import on_dates
-from lyskegle.models import ColumnRoles, cohort_filter, labelled_rows, model_inputs, sampled_cohort
+from lyskegle.models import ColumnRoles, labelled_rows, model_inputs, sampled_cohort
 from lyskegle.privacy import suppress_small_cells
 
 log = logging.getLogger("lyskegle.pipelines.insights")
@@ -62,15 +62,17 @@ def main() -> None:
     # every labelled row's keys and label, for the subgroups; features only for the test rows and
     # the random sample of training rows the expected-rate model fits on (all of them in a small
     # extract): a copy of every training row would be gigabytes at national scale
-    labelled, _ = labelled_rows(io.read_parquet(args.features, columns=["as_of", "person_id"]), cohorts, args.target)
+    keys = io.read_parquet(args.features, columns=["as_of", "person_id"])
+    keys["file_row"] = np.arange(len(keys))
+    labelled, _ = labelled_rows(keys, cohorts, args.target)
     train_as_of = [dt.date.fromisoformat(str(d)) for d in info["train_as_of"]]
     test_as_of = [dt.date.fromisoformat(str(d)) for d in info["test_as_of"]]
     sampled = sampled_cohort(cohorts, args.target, train_as_of, params.expected_model.max_fit_rows, params.random_state)
-    features = io.read_parquet_where(args.features, cohort_filter(sampled, args.target), ["as_of", "person_id"])
-    rows, _ = labelled_rows(features, sampled, args.target)
-    del features
-    test, train = _rows_on(rows, test_as_of), _rows_on(rows, train_as_of)
-    del rows
+    picked, _ = labelled_rows(keys, sampled, args.target)
+    del cohorts, sampled, keys
+    test = _features_of(args.features, picked[on_dates(picked["as_of"], test_as_of)])
+    train = _features_of(args.features, picked[on_dates(picked["as_of"], train_as_of)])
+    del picked
     if test.empty or train.empty:
         raise ValueError(f"{args.target}: no labelled rows at the model's training or test as-of dates "
                          f"({info['train_as_of']} / {info['test_as_of']})")
@@ -84,9 +86,9 @@ def main() -> None:
     )
     log.info("%s: grouped permutation importance (%d repeats)", args.target, params.importance_repeats)
     importance = family_importance(
-        model, model_inputs(test, roles), test["label"].to_numpy(), families,
+        model, test, test["label"].to_numpy(), families,
         repeats=params.importance_repeats, max_rows=params.importance_rows, metric=params.importance_metric,
-        level=params.interval_level, random_state=params.random_state,
+        level=params.interval_level, random_state=params.random_state, prepare=lambda rows: model_inputs(rows, roles),
     )
     # an importance is an aggregate over the sampled rows: it is shown only if they are enough
     importance = suppress_small_cells(importance, "rows", min_cell, ["importance", "interval_low", "interval_high"], total_groups=None)
@@ -136,12 +138,14 @@ def _readable_attributes(labelled: pd.DataFrame, ingested: Path, top_citizenship
     return attributes
 
 
-def _rows_on(rows: pd.DataFrame, dates: list[dt.date]) -> pd.DataFrame:
-    """The rows on the as-of dates, numbered from 0. The selection is a copy already; a new index
-    on it spares ``reset_index`` copying a million rows of features again."""
-    picked = rows[on_dates(rows["as_of"], dates)]
-    picked.index = pd.RangeIndex(len(picked))
-    return picked
+def _features_of(path: Path, picked: pd.DataFrame) -> pd.DataFrame:
+    """The features of the ``picked`` labelled rows (:func:`labelled_rows` of keys with a
+    ``file_row``), as :func:`labelled_rows` gives them: read by row number, so the rows of other
+    dates are never held (the test period alone is millions of rows at national scale)."""
+    rows = io.read_parquet_rows(path, picked["file_row"].to_numpy())
+    rows["as_of"] = picked["as_of"].to_numpy()
+    rows.insert(2, "label", picked["label"].to_numpy())
+    return rows
 
 
 if __name__ == "__main__":

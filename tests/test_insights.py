@@ -56,6 +56,24 @@ def test_family_importance_is_reproducible_with_the_same_random_state():
     pd.testing.assert_frame_equal(first, again)
 
 
+def test_family_importance_prepares_only_the_sampled_rows_and_gives_what_prepared_rows_give():
+    labels = np.tile([0, 1, 1], 100)
+    raw = pd.DataFrame({"a_text": (labels + np.linspace(-1, 1, 300)).astype(str), "b": 0.0})
+    families = {"a": "history", "b": "origin"}
+    prepared_sizes = []
+
+    def prepare(rows: pd.DataFrame) -> pd.DataFrame:
+        prepared_sizes.append(len(rows))
+        return pd.DataFrame({"a": rows["a_text"].astype(float), "b": rows["b"]}, index=rows.index)
+
+    lazily = family_importance(FirstColumnModel(), raw, labels, families, repeats=3, max_rows=200, random_state=7,
+                               prepare=prepare)
+    at_once = family_importance(FirstColumnModel(), prepare(raw), labels, families, repeats=3, max_rows=200,
+                                random_state=7)
+    pd.testing.assert_frame_equal(lazily, at_once)
+    assert max(prepared_sizes[:-1]) == 200  # the last call is the at-once run's own
+
+
 def _stairwell_rows(observed_positives: dict[str, tuple[int, int]], expected: float) -> pd.DataFrame:
     rows = []
     for stairwell, (persons, positives) in observed_positives.items():
@@ -88,7 +106,7 @@ def test_stairwells_that_look_alike_are_shrunk_to_the_common_ratio():
     assert list(table["stairwell_id"]) == ["s1", "s2", "s3"]  # ties ranked by id
 
 
-def test_expected_rate_model_does_not_see_stairwell_features():
+def test_expected_rate_model_does_not_see_stairwell_features(monkeypatch):
     rng = np.random.default_rng(0)
     stairwell_rate = rng.uniform(size=2000)
     train = pd.DataFrame({"stairwell_rate": stairwell_rate, "age": rng.normal(size=2000), "stairwell_id": "s"})
@@ -105,6 +123,10 @@ def test_expected_rate_model_does_not_see_stairwell_features():
     limited = expected_without_stairwell(train_with_origin, labels, train_with_origin.iloc[:500], families_with_origin,
                                          ExpectedModelSettings(max_iter=20, random_state=0), candidates=["age", "stairwell_rate"])
     assert limited.std() < 0.1
+    # predicted a block of rows at a time, with the same values as all at once
+    monkeypatch.setattr(insights, "PREDICT_ROWS", 7)
+    blocks = expected_without_stairwell(train, labels, test, families, ExpectedModelSettings(max_iter=20, random_state=0))
+    np.testing.assert_array_equal(blocks, expected)
 
 
 def test_wilson_interval_of_zero_in_ten():

@@ -30,6 +30,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from lyskegle.calendar import week_index
 from lyskegle.countries import COUNTRY_NAMES, DENMARK
 from lyskegle.ids import datetimes, shared_codes
+from lyskegle.models import PREDICT_ROWS
 from lyskegle.status import runs_in_windows, support_weeks_by_code
 
 #: feature families that never enter a model (audit attributes ride along for fairness checks only)
@@ -68,11 +69,14 @@ def family_importance(
     metric: str = "roc_auc",
     level: float = 0.95,
     random_state: int = 0,
+    prepare: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
 ) -> pd.DataFrame:
     """Drop in ``metric`` when the columns of one family are shuffled together.
 
-    ``model`` has ``predict_proba``; ``frame`` holds (at least) the model's columns; ``labels`` is
-    0/1 per row. At most ``max_rows`` rows are used (a random sample, for speed). Returns one row
+    ``model`` has ``predict_proba``; ``frame`` holds (at least) the model's columns, or, with
+    ``prepare``, rows that ``prepare`` turns into them (applied to the sampled rows only, e.g.
+    :func:`lyskegle.models.model_inputs`, so that millions of rows are not converted for a sample);
+    ``labels`` is 0/1 per row. At most ``max_rows`` rows are used (a random sample, for speed). Returns one row
     per family the model reads, most important first: ``family``, ``columns`` (how many),
     ``importance`` (mean drop over ``repeats`` shuffles), ``interval_low``, ``interval_high``
     (t-interval over the repeats), ``baseline`` (the metric unshuffled), ``rows``.
@@ -85,15 +89,17 @@ def family_importance(
     if len(np.unique(labels)) < 2:
         raise ValueError("insights: permutation importance needs both label values in the test period")
     rng = np.random.default_rng(random_state)
-    columns = model_columns(model, families, frame)
-    missing = [c for c in columns if c not in frame.columns]
+    prepare = prepare or (lambda rows: rows)
+    prepared = prepare(frame.iloc[:0])
+    columns = model_columns(model, families, prepared)
+    missing = [c for c in columns if c not in prepared.columns]
     if missing:
         raise KeyError(f"insights: the model reads columns the features frame lacks: {missing[:5]}")
     rows = np.sort(rng.choice(len(frame), size=min(max_rows, len(frame)), replace=False))
-    sample = frame.iloc[rows][columns].reset_index(drop=True)
+    sample = prepare(frame.iloc[rows])[columns].reset_index(drop=True)
     y = labels[rows]
     if len(np.unique(y)) < 2:  # a sample of one class cannot be scored; fall back to every row
-        sample, y = frame[columns].reset_index(drop=True), labels
+        sample, y = prepare(frame)[columns].reset_index(drop=True), labels
     score = METRICS[metric]
     baseline = float(score(y, model.predict_proba(sample)[:, 1]))
 
@@ -174,7 +180,9 @@ def expected_without_stairwell(
         min_samples_leaf=settings.min_samples_leaf, random_state=settings.random_state,
     )
     model.fit(_numeric(train[columns]), np.asarray(train_labels, dtype="int8"))
-    return model.predict_proba(_numeric(test[columns]))[:, 1]
+    # a block of rows at a time: a float copy of millions of test rows would cost gigabytes at once
+    return np.concatenate([model.predict_proba(_numeric(test.iloc[start:start + PREDICT_ROWS][columns]))[:, 1]
+                           for start in range(0, len(test), PREDICT_ROWS)] or [np.zeros(0)])
 
 
 def _is_numeric(column: pd.Series) -> bool:
