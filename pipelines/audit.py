@@ -90,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     training = _training_inputs(args)
     checks["overfitting"], reasons["overfitting"] = _overfitting(training, predictions, params.max_train_test_auc_gap)
     origin = _origin_comparison(params.compare_with_origin, training, rule, args.params)
+    del training  # millions of feature rows at national scale; the scan below needs its own memory
     io.write_json(origin, args.origin_comparison)
     checks["origin_comparison"] = {"ran": origin["ran"], "file": str(args.origin_comparison)}
     if params.compare_with_origin and not origin["ran"]:
