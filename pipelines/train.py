@@ -65,7 +65,8 @@ def main(argv: list[str] | None = None) -> dict[str, str]:
     # Only the keys and the baseline of every row are held; the other columns are read for the
     # rows the fits sample and, piece by piece, for the dates scored (the table is tens of GB at 6M).
     if params.baseline_feature not in io.parquet_columns(args.features):
-        raise KeyError(f"baseline column '{params.baseline_feature}' (train.baseline_feature) is not in {args.features}")
+        raise KeyError(f"baseline column '{params.baseline_feature}' (train.baseline_feature) "
+                       f"is not in {args.features}")
     keys = io.read_parquet(args.features, columns=["as_of", "person_id", params.baseline_feature])
     keys["file_row"] = np.arange(len(keys))
     keys, label_counts = labelled_rows(keys, cohorts, args.target)

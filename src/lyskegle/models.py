@@ -474,8 +474,8 @@ def _train_and_evaluate(
                   for k in params.top_k_percent}
 
     notify(f"{chosen.name}: permutation importance on up to {params.importance_rows} test rows")
-    importance = permutation_importance_table(model, pd.concat(importance_inputs, ignore_index=True), y_test[importance_at],
-                                              params.importance_repeats, params.random_state)
+    importance = permutation_importance_table(model, pd.concat(importance_inputs, ignore_index=True),
+                                              y_test[importance_at], params.importance_repeats, params.random_state)
 
     audit_columns = pd.concat(audit_parts, ignore_index=True) if audit_parts else pd.DataFrame()
     test_predictions = pd.DataFrame({
