@@ -182,6 +182,7 @@ def read_parquet_rows(path: str | Path, rows: np.ndarray, columns: list[str] | N
 
 
 def _row_group_takes(path: str | Path, rows: np.ndarray, columns: list[str] | None) -> Iterator[tuple[slice, pa.Table]]:
+    """``(where, table)`` for each row group that holds some of ``rows``: ``table`` holds ``rows[where]``."""
     rows = np.asarray(rows, dtype="int64")
     if len(rows) and (rows[0] < 0 or np.any(np.diff(rows) <= 0)):
         raise ValueError(f"{path}: row numbers must be ascending and unique, from 0")
