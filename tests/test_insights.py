@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lyskegle import insights
+from lyskegle import insights, models
 from lyskegle.calendar import week_index
 from lyskegle.insights import (
     ATTRIBUTE_NAMES,
@@ -124,7 +124,7 @@ def test_expected_rate_model_does_not_see_stairwell_features(monkeypatch):
                                          ExpectedModelSettings(max_iter=20, random_state=0), candidates=["age", "stairwell_rate"])
     assert limited.std() < 0.1
     # predicted a block of rows at a time, with the same values as all at once
-    monkeypatch.setattr(insights, "PREDICT_ROWS", 7)
+    monkeypatch.setattr(models, "PREDICT_ROWS", 7)
     blocks = expected_without_stairwell(train, labels, test, families, ExpectedModelSettings(max_iter=20, random_state=0))
     np.testing.assert_array_equal(blocks, expected)
 

@@ -30,7 +30,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from lyskegle.calendar import week_index
 from lyskegle.countries import COUNTRY_NAMES, DENMARK
 from lyskegle.ids import datetimes, shared_codes
-from lyskegle.models import PREDICT_ROWS
+from lyskegle.models import predict_in_blocks
 from lyskegle.status import runs_in_windows, support_weeks_by_code
 
 #: feature families that never enter a model (audit attributes ride along for fairness checks only)
@@ -180,9 +180,7 @@ def expected_without_stairwell(
         min_samples_leaf=settings.min_samples_leaf, random_state=settings.random_state,
     )
     model.fit(_numeric(train[columns]), np.asarray(train_labels, dtype="int8"))
-    # a block of rows at a time: a float copy of millions of test rows would cost gigabytes at once
-    return np.concatenate([model.predict_proba(_numeric(test.iloc[start:start + PREDICT_ROWS][columns]))[:, 1]
-                           for start in range(0, len(test), PREDICT_ROWS)] or [np.zeros(0)])
+    return predict_in_blocks(model, test, lambda block: _numeric(block[columns]))
 
 
 def _is_numeric(column: pd.Series) -> bool:

@@ -131,7 +131,7 @@ def read_parquet_where(
         kept.append(table.filter(pa.array(np.asarray(keep(keys), dtype=bool))))
     table = pa.concat_tables(kept) if kept else parquet.schema_arrow.empty_table()
     del kept
-    return table.to_pandas(types_mapper=_ARROW_STRINGS.get, split_blocks=True, self_destruct=True)
+    return _to_pandas_freeing(table)
 
 
 def read_parquet_equal(path: str | Path, column: str, value: Any, columns: list[str] | None = None) -> pd.DataFrame:
@@ -167,7 +167,7 @@ def parquet_row_parts(path: str | Path, rows: np.ndarray, columns: list[str] | N
     millions of rows of a wide table with one row group in memory at a time.
     """
     for where, table in _row_group_takes(path, rows, columns):
-        yield where, table.to_pandas(types_mapper=_ARROW_STRINGS.get, split_blocks=True, self_destruct=True)
+        yield where, _to_pandas_freeing(table)
 
 
 def read_parquet_rows(path: str | Path, rows: np.ndarray, columns: list[str] | None = None) -> pd.DataFrame:
@@ -178,6 +178,12 @@ def read_parquet_rows(path: str | Path, rows: np.ndarray, columns: list[str] | N
     if not tables and columns is not None:
         table = table.select(columns)
     del tables
+    return _to_pandas_freeing(table)
+
+
+def _to_pandas_freeing(table: pa.Table) -> pd.DataFrame:
+    """``table`` as pandas (text as Arrow-backed strings), converted column by column with each
+    Arrow column let go once converted, so that a large table is never in memory twice."""
     return table.to_pandas(types_mapper=_ARROW_STRINGS.get, split_blocks=True, self_destruct=True)
 
 

@@ -323,11 +323,18 @@ PREDICT_ROWS = 100_000
 
 def predict_scores(model: Any, rows: pd.DataFrame, roles: ColumnRoles, positions: np.ndarray | None = None) -> np.ndarray:
     """The model's probability of the positive class for the ``rows`` at ``positions`` (all rows
-    when None), predicted :data:`PREDICT_ROWS` at a time: the model's input copies of a million
-    rows would otherwise cost gigabytes at once."""
+    when None), from their :func:`model_inputs`, :data:`PREDICT_ROWS` at a time."""
+    return predict_in_blocks(model, rows, lambda block: model_inputs(block, roles), positions)
+
+
+def predict_in_blocks(model: Any, rows: pd.DataFrame, inputs: Callable[[pd.DataFrame], Any],
+                      positions: np.ndarray | None = None) -> np.ndarray:
+    """``model``'s probability of the positive class for the ``rows`` at ``positions`` (all rows
+    when None), :data:`PREDICT_ROWS` at a time, each block turned into model input by ``inputs``:
+    the model's input copies of a million rows would otherwise cost gigabytes at once."""
     positions = np.arange(len(rows)) if positions is None else np.asarray(positions)
     return np.concatenate([
-        model.predict_proba(model_inputs(rows.iloc[positions[start:start + PREDICT_ROWS]], roles))[:, 1]
+        model.predict_proba(inputs(rows.iloc[positions[start:start + PREDICT_ROWS]]))[:, 1]
         for start in range(0, len(positions), PREDICT_ROWS)
     ] or [np.zeros(0)])
 
@@ -458,7 +465,7 @@ def _train_and_evaluate(
         audit_parts.append(part[[c for c in AUDIT_COLUMNS if c in part.columns]])
         inside = importance_at[(importance_at >= where.start) & (importance_at < where.stop)] - where.start
         importance_inputs.append(model_inputs(part.iloc[inside], roles))
-    test_score = np.concatenate(test_score) if test_score else np.zeros(0)
+    test_score = np.concatenate(test_score or [np.zeros(0)])
     rule_score = baseline_score(baseline[test_at], sign)
     y_test = labels[test_at]
 

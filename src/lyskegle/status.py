@@ -30,11 +30,10 @@ def _covers(first: pd.Series, length: pd.Series, at: int) -> np.ndarray:
 def runs_in_windows(benefits: pd.DataFrame, windows: Sequence[tuple[int, int]]) -> np.ndarray:
     """Which benefit runs have a week in one of the ``windows`` ``[start, end)``: the other runs
     add nothing to any count over them."""
-    first = benefits["first_week"].to_numpy("int64")
-    last = first + benefits["n_weeks"].to_numpy("int64")
+    first, length = benefits["first_week"].to_numpy("int64"), benefits["n_weeks"].to_numpy("int64")
     inside = np.zeros(len(benefits), dtype=bool)
     for start, end in windows:
-        inside |= (first < end) & (last > start)
+        inside |= _overlap(first, length, start, end) > 0
     return inside
 
 
