@@ -40,7 +40,7 @@ from lyskegle.features import (
     model_feature_columns,
 )
 from lyskegle.features_area import leave_one_out_mean
-from lyskegle.features_individual import country_group, latest_known, support_spells
+from lyskegle.features_individual import country_group, first_year_seen, latest_known, support_spells
 
 AS_OF = dt.date(2016, 1, 4)
 WESTERN = frozenset({"5180"})
@@ -354,3 +354,16 @@ def test_latest_known_takes_each_persons_latest_year_in_any_row_order():
     for frame in (register, register.iloc[::-1], register.sample(frac=1, random_state=2)):
         latest = latest_known(frame, persons)
         assert latest["education_group"].tolist()[:3] == [60, 50, 40] and pd.isna(latest["education_group"].iloc[3])
+
+
+def test_first_year_seen_by_int_code_is_the_groupby_minimum_and_unknown_codes_are_never_seen():
+    rng = np.random.default_rng(2)
+    population = pd.DataFrame({"person_id": rng.integers(-1, 50, 400).astype("int32"),
+                               "year": rng.integers(2012, 2024, 400)})
+    persons = pd.Index(np.r_[np.arange(0, 70), -1].astype("int32"))  # codes 50-69 and -1 never appear
+    by_code = first_year_seen(population, persons)
+    by_text = first_year_seen(population.assign(person_id=population["person_id"].map("p{}".format)),
+                              pd.Index(persons.map("p{}".format)))
+    minimum = population.loc[population["person_id"] >= 0].groupby("person_id")["year"].min()
+    assert np.array_equal(by_code[:50], minimum.reindex(range(50)).to_numpy("float64"), equal_nan=True)
+    assert np.isnan(by_code[50:]).all() and np.array_equal(by_code[:50], by_text[:50], equal_nan=True)

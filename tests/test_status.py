@@ -62,6 +62,24 @@ def test_support_weeks_by_code_equal_the_weeks_by_id_in_every_window():
         assert dict(zip(ids, weeks.tolist())) == {i: int(by_id.get(i, 0)) for i in ids}
 
 
+def test_weeks_and_months_by_int_person_code_equal_those_by_text_id():
+    """The stages pass int person codes (summed by bincount); text ids are summed by groupby."""
+    rng = np.random.default_rng(6)
+    n = 500
+    codes = rng.integers(0, 80, n).astype("int32")
+    runs = pd.DataFrame({"code": rng.choice([131, 651, 891, 121], n), "first_week": rng.integers(0, 200, n),
+                         "n_weeks": rng.integers(1, 30, n), "first_month": rng.integers(0, 50, n),
+                         "n_months": rng.integers(1, 12, n)})
+    by_code, by_id = runs.assign(person_id=codes), runs.assign(person_id=[f"p{c:03d}" for c in codes])
+    for start, end in [(0, 10), (40, 92), (150, 250), (300, 310)]:
+        weeks = support_weeks_between(by_code, start, end)
+        assert weeks.index.dtype == "int32" and weeks.index.is_monotonic_increasing
+        assert {f"p{c:03d}": w for c, w in weeks.items()} == support_weeks_between(by_id, start, end).to_dict()
+    months = employed_months_between(by_code, 20, 30)
+    assert {f"p{c:03d}": m for c, m in months.items()} == employed_months_between(by_id, 20, 30).to_dict()
+    assert len(months) and months.dtype == "int64"
+
+
 def test_ids_in_a_week_or_month_are_the_persons_of_the_sorted_lookups():
     for week in (9, 10, 12, 15, 20, 21):
         assert set(ids_with_code_in_week(BENEFITS, week)) == set(code_in_week(BENEFITS, week).index)

@@ -289,6 +289,23 @@ def origin_group(origin_type: pd.Series, origin_country: pd.Series, western_coun
     return by_country.where(origin_type != 1, "danish").where(origin_type.notna() | by_country.notna(), pd.NA)
 
 
+def first_year_seen(population: pd.DataFrame, persons: pd.Index) -> np.ndarray:
+    """The first ``year`` each of ``persons`` is in ``population`` (float, NaN where never).
+
+    With int person codes (as the features stage codes them; -1 for persons it does not describe)
+    the minimum is taken in one array indexed by code, not by a groupby that hashes twelve million
+    rows at every as-of date."""
+    ids, wanted = population["person_id"].to_numpy(), persons.to_numpy()
+    if ids.dtype.kind not in "iu" or wanted.dtype.kind not in "iu":
+        return population.groupby("person_id")["year"].min().reindex(persons).to_numpy("float64")
+    known = ids >= 0
+    size = int(max(ids.max(initial=-1), wanted.max(initial=-1))) + 1
+    first = np.full(size + 1, np.inf)  # the spare last slot answers the code -1
+    np.minimum.at(first, ids[known], population["year"].to_numpy("float64")[known])
+    seen = first[np.where(wanted >= 0, wanted, size)]
+    return np.where(np.isinf(seen), np.nan, seen)
+
+
 def origin_features(
     population_now: pd.DataFrame,
     population_history: pd.DataFrame,
@@ -322,7 +339,7 @@ def origin_features(
     out["citizenship_non_danish"] = flag(citizenship != "danish", citizenship.notna())
     out["citizenship_non_western"] = flag(citizenship == "non_western", citizenship.notna())
 
-    first_seen = population_history.groupby("person_id")["year"].min().reindex(persons).to_numpy("float64")
+    first_seen = first_year_seen(population_history, persons)
     register_start = float(population_history["year"].min()) if len(population_history) else np.nan
     arrived_years = np.where(first_seen > register_start, as_of.year - first_seen, np.nan)
     age = age_at(now["birth_date"], as_of).to_numpy("float64")

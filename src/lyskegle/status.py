@@ -119,4 +119,10 @@ def _sum_by_person(values: np.ndarray, person_id: pd.Series, counted: np.ndarray
     """Sum of the counted ``values`` per person, indexed by sorted ``person_id``. Only the counted
     runs' ids are turned into index values: at a million persons most runs lie outside a window."""
     persons = person_id.array[counted].to_numpy()
+    if persons.dtype.kind in "iu" and (not len(persons) or persons.min() >= 0):
+        # int person codes, as the stages code their registers: two bincounts instead of a
+        # hash groupby, a third of the features stage's summing at a million persons
+        sums = np.bincount(persons, weights=values[counted])
+        present = np.flatnonzero(np.bincount(persons))
+        return pd.Series(sums[present].astype(values.dtype), index=present.astype(persons.dtype))
     return pd.Series(values[counted], index=persons).groupby(level=0, sort=True).sum()
