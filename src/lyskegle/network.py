@@ -419,6 +419,18 @@ def exposure_features(
     (:func:`contact_status`). Shares and means are NaN for a person without contacts; component sizes
     count the person, so a person without contacts has 1.
     """
+    return pd.DataFrame(exposure_columns(memberships, status, layers, max_group_size))
+
+
+def exposure_columns(
+    memberships: LayerMemberships,
+    status: pd.DataFrame,
+    layers: Sequence[str] = LAYERS,
+    max_group_size: int = 5000,
+) -> dict[str, np.ndarray]:
+    """The columns of :func:`exposure_features` as arrays, not yet a frame: a frame copies them all
+    into one block (8 s and a second copy of every resident's columns at a million persons), and
+    the stage takes the cohort members' rows from the arrays anyway."""
     _check_layers(layers)
     on_support = status["on_support"].to_numpy("float64")
     employed = status["employed"].to_numpy("float64")
@@ -441,9 +453,9 @@ def exposure_features(
             two_hop_contacts, two_hop_supported = (_two_hop(layer.adjacency) @ values[:, :2]).T
             columns["family_two_hop_contacts"] = two_hop_contacts
             columns["family_two_hop_share_on_support"] = _share(two_hop_supported, two_hop_contacts)
-    # counts as int32 before the frame is built, not converted column by column in a built frame
-    return pd.DataFrame({column: np.rint(column_values).astype("int32") if _is_count(column) else column_values
-                         for column, column_values in columns.items()})
+    # counts as int32 before a frame is built, not converted column by column in a built frame
+    return {column: np.rint(column_values).astype("int32") if _is_count(column) else column_values
+            for column, column_values in columns.items()}
 
 
 def _two_hop(adjacency: sparse.csr_array) -> sparse.csr_array:
@@ -548,12 +560,12 @@ def network_features_by_date(
             coded_benefits, coded_employment, memberships.person_codes, len(registers.person_ids), as_of,
             support_window_weeks,
         )
-        features = exposure_features(memberships, status, layers, max_group_size)
+        features = exposure_columns(memberships, status, layers, max_group_size)
         nodes = _node_of_code(memberships.person_codes, len(registers.person_ids))[wanted_codes[start:stop]]
         resident = nodes >= 0
         part = {"as_of": wanted["as_of"].array[start:stop], "person_id": wanted["person_id"].array[start:stop]}
         for column in columns:
-            values = features[column].to_numpy()
+            values = features[column]
             # A person who is not a resident gets the values of a person without contacts.
             taken = values[np.maximum(nodes, 0)] if len(values) else np.zeros(len(nodes), dtype=values.dtype)
             part[column] = np.where(resident, taken, _without_contacts(column)).astype(values.dtype, copy=False)
