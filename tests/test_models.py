@@ -17,6 +17,7 @@ from lyskegle.models import (
     median_or_zero,
     model_grid,
     model_inputs,
+    permutation_importance_table,
     synthetic_input_row,
     train_and_evaluate,
 )
@@ -256,3 +257,15 @@ def test_median_or_zero_imputes_as_scikit_learns_median():
     np.testing.assert_array_equal(ours.statistics_, theirs.statistics_)
     np.testing.assert_array_equal(ours.transform(X), theirs.transform(X))
     assert ours.transform(X).shape[1] == 6 + 6  # every column kept, each with a missing indicator
+
+
+def test_importance_on_two_processes_is_the_importance_on_one(result):
+    """train.threads processes share permutation importance's columns; the shuffles, and so the
+    table, stay those of one process."""
+    rows = planted(persons=300, seed=8)
+    roles = column_roles(rows, ["signal", "noise", "support_weeks_52w"], use_stairwell=True)
+    inputs, labels = model_inputs(rows, roles), rows["label"].to_numpy()
+    one, two = (permutation_importance_table(result.model, inputs, labels, n_repeats=3, random_state=5, n_jobs=n)
+                for n in (1, 2))
+    pd.testing.assert_frame_equal(one, two)
+    assert one["importance_mean"].iloc[0] > 0 and one["feature"].iloc[0] == "signal"

@@ -482,7 +482,8 @@ def _train_and_evaluate(
 
     notify(f"{chosen.name}: permutation importance on up to {params.importance_rows} test rows")
     importance = permutation_importance_table(model, pd.concat(importance_inputs, ignore_index=True),
-                                              y_test[importance_at], params.importance_repeats, params.random_state)
+                                              y_test[importance_at], params.importance_repeats, params.random_state,
+                                              n_jobs=params.threads)
 
     audit_columns = pd.concat(audit_parts, ignore_index=True) if audit_parts else pd.DataFrame()
     test_predictions = pd.DataFrame({
@@ -541,15 +542,17 @@ def choose_candidate(selection: pd.DataFrame, metric: str, candidates: Sequence[
 
 
 def permutation_importance_table(model: Any, inputs: pd.DataFrame, labels: np.ndarray, n_repeats: int,
-                                 random_state: int) -> pd.DataFrame:
+                                 random_state: int, n_jobs: int = 1) -> pd.DataFrame:
     """Permutation importance (drop in average precision) per input column of ``inputs`` (model
     inputs, :func:`model_inputs`, of a sample of rows; ``labels`` are theirs, in that order).
 
     Returns ``feature``, ``importance_mean``, ``importance_std``, largest first. The values are
-    aggregates over the whole sample.
+    aggregates over the whole sample. ``n_jobs`` processes share the columns: most of the time is
+    the model's input preparation, which holds one core; the shuffles of a column do not depend on
+    ``n_jobs`` (scikit-learn draws one seed for all columns), so neither does the table.
     """
     result = permutation_importance(model, inputs, np.asarray(labels), scoring="average_precision",
-                                    n_repeats=n_repeats, random_state=random_state, n_jobs=1)
+                                    n_repeats=n_repeats, random_state=random_state, n_jobs=n_jobs)
     table = pd.DataFrame({"feature": inputs.columns, "importance_mean": result.importances_mean,
                           "importance_std": result.importances_std})
     return table.sort_values("importance_mean", ascending=False, ignore_index=True)
