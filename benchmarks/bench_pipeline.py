@@ -82,8 +82,10 @@ def main() -> None:
 
     print(f"lyskegle pipeline benchmark: {args.persons:,} persons, {psutil.cpu_count()} cores, "
           f"{psutil.virtual_memory().total / 2**30:.0f} GiB")
-    print(f"{'stage':<28}{'wall s':>10}{'peak GiB':>10}")
-    total, overall_peak = 0.0, 0
+    # cores = CPU seconds (user + system, every thread) per wall second: how much of the machine a
+    # stage keeps busy; 1.0 on two cores means the second core mostly idles
+    print(f"{'stage':<28}{'wall s':>10}{'cpu s':>10}{'cores':>7}{'peak GiB':>10}")
+    total, total_cpu, overall_peak = 0.0, 0.0, 0
     stages = stage_order(workspace, env)
     unknown = [stage for stage in args.only if stage not in stages]
     if unknown:
@@ -96,15 +98,16 @@ def main() -> None:
     limit = int(args.max_gib * 2**30)
     for stage in chosen:
         force = ["--force"] if args.only else []  # measured again even where nothing it reads changed
-        seconds, _, peak, code = run_measured([str(VENV_BIN / "dvc"), "repro", "--single-item", *force, stage],
+        seconds, cpu, peak, code = run_measured([str(VENV_BIN / "dvc"), "repro", "--single-item", *force, stage],
                                               workspace, env, 0.2, limit)
         total += seconds
+        total_cpu += cpu
         overall_peak = max(overall_peak, peak)
         failed = f"  FAILED: over {args.max_gib:.1f} GiB" if peak > limit else "  FAILED" if code else ""
-        print(f"{stage:<28}{seconds:>10.1f}{peak / 2**30:>10.2f}{failed}", flush=True)
+        print(f"{stage:<28}{seconds:>10.1f}{cpu:>10.1f}{cpu / seconds:>7.2f}{peak / 2**30:>10.2f}{failed}", flush=True)
         if code:
             sys.exit(1)
-    print(f"{'total':<28}{total:>10.1f}{overall_peak / 2**30:>10.2f}")
+    print(f"{'total':<28}{total:>10.1f}{total_cpu:>10.1f}{total_cpu / total:>7.2f}{overall_peak / 2**30:>10.2f}")
 
 
 if __name__ == "__main__":
