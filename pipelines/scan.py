@@ -49,8 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     if every_reason:
         log.error("privacy scan FAILED:\n  %s", "\n  ".join(every_reason))
         return 1 if fail_on_violation else 0
-    log.info("privacy scan passed: %d files, %d bytes", checks["identifier_scan"]["files"],
-             checks["identifier_scan"]["bytes"])
+    log.info("privacy scan passed: %d files, %.1f MB", checks["identifier_scan"]["files"],
+             checks["identifier_scan"]["megabytes"])
     return 0
 
 

@@ -162,6 +162,16 @@ def written_outputs(tmp_path):
     return tmp_path
 
 
+def test_the_scanned_volume_it_records_is_never_found_by_the_next_scan():
+    """A ten-digit byte count (1-10 GB scanned) often reads as a CPR number: the scan of a million
+    persons' outputs recorded 1608497076 bytes, and the other target's audit failed on it."""
+    size = 1_608_497_076
+    assert privacy.find_identifiers(json.dumps({"bytes": size}))  # the old record
+    assert identifier_scan.scanned_megabytes(size) == 1608.5
+    for size in range(1_000_000_000, 10_000_000_000, 7_777_777):
+        assert not privacy.find_identifiers(json.dumps({"megabytes": identifier_scan.scanned_megabytes(size)}))
+
+
 def test_the_walker_names_each_file_with_a_planted_number(written_outputs):
     stage = identifier_scan
     root = written_outputs

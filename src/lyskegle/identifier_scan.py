@@ -146,6 +146,13 @@ class ScanCache:
         return self.folder / key[:2] / f"{key}.json"
 
 
+def scanned_megabytes(size: int) -> float:
+    """The scanned volume as the scan records it: megabytes to one decimal. A byte count of 1 to
+    10 GB has ten digits, and many of them read as a CPR number (1,608,497,076 bytes is 160849-7076):
+    written into a report, the next scan would find it and fail the audit."""
+    return round(size / 1e6, 1)
+
+
 def scan_outputs(roots: list[Path], exclude: list[Path], known: privacy.ExtractIdentifiers | None,
                  cache: ScanCache | None = None) -> dict:
     """The ``checks.identifier_scan`` record: files and bytes scanned, and hits by file.
@@ -175,7 +182,8 @@ def scan_outputs(roots: list[Path], exclude: list[Path], known: privacy.ExtractI
                             "where": [h["where"] for h in hits[:HITS_LISTED]]})
     return {
         "ran": True, "roots": [str(r) for r in roots], "roots_missing": [str(r) for r in roots if not r.exists()],
-        "excluded": [str(e) for e in exclude], "files": files, "files_from_cache": from_cache, "bytes": scanned_bytes,
+        "excluded": [str(e) for e in exclude], "files": files, "files_from_cache": from_cache,
+        "megabytes": scanned_megabytes(scanned_bytes),
         "extract_pnr_values": known.size if known else 0, "files_with_hits": by_file, "passed": not by_file,
     }
 
