@@ -162,14 +162,17 @@ def written_outputs(tmp_path):
     return tmp_path
 
 
-def test_the_scanned_volume_it_records_is_never_found_by_the_next_scan():
+def test_the_sizes_and_offsets_it_records_are_never_found_by_the_next_scan():
     """A ten-digit byte count (1-10 GB scanned) often reads as a CPR number: the scan of a million
-    persons' outputs recorded 1608497076 bytes, and the other target's audit failed on it."""
+    persons' outputs recorded 1608497076 bytes, and the other target's audit failed on it. A hit's
+    byte offset past the first gigabyte would do the same."""
     size = 1_608_497_076
-    assert privacy.find_identifiers(json.dumps({"bytes": size}))  # the old record
+    assert privacy.find_identifiers(json.dumps({"bytes": size, "where": f"byte {size}"}))  # the old record
     assert identifier_scan.scanned_megabytes(size) == 1608.5
+    assert identifier_scan.byte_location(size) == "byte 1,608,497,076" and identifier_scan.byte_location(19) == "byte 19"
     for size in range(1_000_000_000, 10_000_000_000, 7_777_777):
-        assert not privacy.find_identifiers(json.dumps({"megabytes": identifier_scan.scanned_megabytes(size)}))
+        record = {"megabytes": identifier_scan.scanned_megabytes(size), "where": identifier_scan.byte_location(size)}
+        assert not privacy.find_identifiers(json.dumps(record))
 
 
 def test_the_walker_names_each_file_with_a_planted_number(written_outputs):

@@ -86,7 +86,7 @@ def _content_hits(path: Path, known: privacy.ExtractIdentifiers | None) -> list[
     if path.suffix == ".parquet":
         pages_end = io.parquet_footer_offset(path)
         in_bytes = [(offset, kind) for offset, kind in in_bytes if offset >= pages_end or kind == privacy.EXTRACT_PNR]
-    hits = [{"where": f"byte {offset}", "kind": kind} for offset, kind in in_bytes]
+    hits = [{"where": byte_location(offset), "kind": kind} for offset, kind in in_bytes]
     if path.suffix == ".parquet":
         for column, first_row, values in io.parquet_value_batches(path):
             found = (privacy.scan_integers(values, known) if isinstance(values, np.ndarray)
@@ -144,6 +144,13 @@ class ScanCache:
 
     def _entry(self, key: str) -> Path:
         return self.folder / key[:2] / f"{key}.json"
+
+
+def byte_location(offset: int) -> str:
+    """Where in a file's bytes a hit is, as the scan records it: ``byte 1,608,497,076``. Digits
+    grouped, because an offset past the first gigabyte has ten of them and may read as a CPR
+    number (see :func:`scanned_megabytes`)."""
+    return f"byte {offset:,}"
 
 
 def scanned_megabytes(size: int) -> float:
