@@ -16,7 +16,8 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
-from lyskegle.features_individual import age_at, years_since
+from lyskegle.features_individual import years_since
+from lyskegle.labels import age_at
 
 #: Residence level -> the dwellings column that names it.
 LEVELS = {"stairwell": "stairwell_id", "building": "building_id", "area": "area"}
@@ -79,7 +80,7 @@ def neighbourhood_features(
     columns ``stairwell_id``, ``building_id``, ``area`` (strings) and ``lives_in_housing_area``.
     """
     residents = residence_of(population_now, dwellings)
-    age = age_at(population_now["birth_date"], as_of).to_numpy("float64")
+    age = age_at(population_now["birth_date"], as_of)
     working = (age >= working_ages[0]) & (age <= working_ages[1])
     ids = population_now.index
     support_share = np.where(working, ids.isin(on_support).astype("float64"), np.nan)

@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from lyskegle.codes import CODE_GROUP, PUBLIC_SUPPORT_GROUPS, is_public_support
-from lyskegle.labels import spell_breaks
+from lyskegle.labels import age_at, spell_breaks
 from lyskegle.status import code_in_week, employed_months_between, support_weeks_between
 
 DANISH_COUNTRY = "5100"
@@ -44,13 +44,6 @@ def _as_datetime(values: pd.Series) -> pd.Series:
         stamps = pc.cast(pa.array(values.array), pa.timestamp("ns"))
         return pd.Series(stamps.to_numpy(zero_copy_only=False), index=values.index, name=values.name)
     return pd.to_datetime(values, errors="coerce")
-
-
-def age_at(birth_date: pd.Series, as_of: dt.date) -> pd.Series:
-    """Completed years of age on ``as_of`` (float, NaN where the birth date is unknown)."""
-    born = _as_datetime(birth_date)
-    before_birthday = (born.dt.month > as_of.month) | ((born.dt.month == as_of.month) & (born.dt.day > as_of.day))
-    return (as_of.year - born.dt.year - before_birthday.astype("float64")).astype("float64")
 
 
 def years_since(date: pd.Series, as_of: dt.date) -> pd.Series:
@@ -172,7 +165,7 @@ def demographic_features(
     """
     now = population_now.reindex(persons)
     out = pd.DataFrame(index=persons)
-    out["age"] = age_at(now["birth_date"], as_of).to_numpy("float64")
+    out["age"] = age_at(now["birth_date"], as_of)
     out["woman"] = np.where(now["sex"].isna(), np.nan, (now["sex"] == 2).astype("float64"))
 
     group = pd.to_numeric(latest_known(education, persons)["education_group"], errors="coerce").to_numpy("float64")
@@ -342,7 +335,7 @@ def origin_features(
     first_seen = first_year_seen(population_history, persons)
     register_start = float(population_history["year"].min()) if len(population_history) else np.nan
     arrived_years = np.where(first_seen > register_start, as_of.year - first_seen, np.nan)
-    age = age_at(now["birth_date"], as_of).to_numpy("float64")
+    age = age_at(now["birth_date"], as_of)
     out["years_in_denmark"] = np.where(origin_type.to_numpy("float64", na_value=np.nan) == 2, arrived_years, age)
     return out
 
@@ -363,7 +356,7 @@ def audit_attributes(
     now = population_now.reindex(persons)
     out = pd.DataFrame(index=persons)
     out["audit_sex"] = now["sex"].map({1: "man", 2: "woman"}).astype("string").to_numpy()
-    age = age_at(now["birth_date"], as_of).to_numpy("float64")
+    age = age_at(now["birth_date"], as_of)
     band = np.full(len(persons), None, dtype=object)
     band[age < AGE_BANDS[0][1]] = "under 18"
     for label, first, last in AGE_BANDS:
