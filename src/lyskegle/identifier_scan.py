@@ -147,7 +147,7 @@ class ScanCache:
 
 
 def byte_location(offset: int) -> str:
-    """Where in a file's bytes a hit is, as the scan records it: ``byte 1,608,497,076``. Digits
+    """Where in a file's bytes a hit is, as the scan records it: ``byte 1,234,567``. Digits
     grouped, because an offset past the first gigabyte has ten of them and may read as a CPR
     number (see :func:`scanned_megabytes`)."""
     return f"byte {offset:,}"
@@ -155,7 +155,7 @@ def byte_location(offset: int) -> str:
 
 def scanned_megabytes(size: int) -> float:
     """The scanned volume as the scan records it: megabytes to one decimal. A byte count of 1 to
-    10 GB has ten digits, and many of them read as a CPR number (1,608,497,076 bytes is 160849-7076):
+    10 GB has ten digits, and many of them read as a CPR number (a day, a month, a year, four digits):
     written into a report, the next scan would find it and fail the audit."""
     return round(size / 1e6, 1)
 
