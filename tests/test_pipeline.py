@@ -92,6 +92,9 @@ def test_a_run_from_clean_runs_every_stage_and_writes_the_reports(pipeline):
     for target in _targets(workspace):
         metrics = json.loads((workspace / "reports" / target / "metrics.json").read_text())
         assert 0.5 < metrics["roc_auc"] <= 1.0
+    # every output, the MLflow store and the copy of the package it keeps with each model included
+    privacy = json.loads((workspace / "reports/privacy_scan.json").read_text())
+    assert privacy["passed"], privacy["reasons"]
 
 
 def test_the_self_sufficiency_model_beats_the_rule_baseline_end_to_end(pipeline):
