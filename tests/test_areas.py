@@ -145,6 +145,16 @@ def test_criteria_long_pairs_each_value_with_its_threshold(table):
     assert income["threshold"] == 0.55 and income["value"] == pytest.approx(250 / 210)
 
 
+def test_population_rows_out_of_year_order_give_the_same_table(table):
+    """Each year's rows are a slice of the year-ordered population (as ingest writes it); in any
+    other order they are found by a mask, with the same result."""
+    population, *rest = _town()
+    shuffled = population.sample(frac=1.0, random_state=3).reset_index(drop=True)
+    assert not shuffled["year"].is_monotonic_increasing
+    pd.testing.assert_frame_equal(area_indicators(shuffled, *rest, western_countries=WESTERN, criteria=Criteria()),
+                                  table)
+
+
 def test_age_is_counted_at_1_january_of_each_year():
     from lyskegle.areas import residents_by_year
 

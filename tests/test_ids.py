@@ -69,3 +69,11 @@ def test_datetimes_equals_pandas_to_datetime_and_keeps_the_index():
     values = pd.Series([dt.date(2016, 1, 4), None, dt.date(1958, 12, 31)], index=[7, 3, 5], name="birth_date")
     for column in (values, values.astype("date32[pyarrow]")):
         pd.testing.assert_series_equal(ids.datetimes(column), pd.to_datetime(values).astype("datetime64[ns]"))
+
+
+def test_map_by_id_is_pandas_map_with_its_dtype_and_name():
+    values = pd.Series(["d2", None, "d9", "d1", "d2"], dtype="string[pyarrow]", name="dwelling_id", index=[5, 4, 3, 2, 1])
+    table = pd.Series(["A", "B"], index=pd.Index(["d1", "d2"], dtype="string[pyarrow]"), dtype="string[pyarrow]")
+    mapped = ids.map_by_id(values, table)
+    pd.testing.assert_series_equal(mapped, values.map(table))
+    assert mapped.tolist() == ["B", pd.NA, pd.NA, "A", "B"]

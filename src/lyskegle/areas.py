@@ -23,7 +23,7 @@ import pandas as pd
 from lyskegle.calendar import month_index, week_index
 from lyskegle.codes import CENSORING_CODES, GROUPS, is_public_support
 from lyskegle.countries import DENMARK
-from lyskegle.ids import datetimes, float_by_id, is_in
+from lyskegle.ids import datetimes, float_by_id, is_in, map_by_id
 from lyskegle.privacy import suppress_small_cells
 from lyskegle.status import ids_employed_in_month, ids_with_code_in_week
 
@@ -71,7 +71,7 @@ COUNT_OF_VALUES: dict[str, tuple[str, ...]] = {
 def residents_by_year(population: pd.DataFrame, dwellings: pd.DataFrame) -> pd.DataFrame:
     """Population rows with the ``area`` of their dwelling and ``age`` at 1 January of ``year``."""
     area_of_dwelling = dwellings.drop_duplicates("dwelling_id").set_index("dwelling_id")["area"]
-    people = population.assign(area=population["dwelling_id"].map(area_of_dwelling),
+    people = population.assign(area=map_by_id(population["dwelling_id"], area_of_dwelling),
                                year=population["year"].astype("int64"))
     birth = datetimes(people["birth_date"])
     # on 1 January a person born later in the year than 1 January has not had her birthday yet
@@ -117,11 +117,12 @@ def area_indicators(
     del ever
     frames = []
     for year in years:
-        residents = people[(people["year"] == year) & people["area"].notna()].copy()
+        everyone = _rows_of_year(people, year)
+        residents = everyone[everyone["area"].notna()].copy()
         if residents.empty:
             continue
         frames.append(_criteria_of_year(
-            int(year), residents, people[people["year"] == year], education, income, convictions,
+            int(year), residents, everyone, education, income, convictions,
             benefits, employment, western_countries,
         ).join(_moves_of_year(int(year), residents, area_of, dwelling_of, benefits), how="left"))
     if not frames:
@@ -136,6 +137,15 @@ def area_indicators(
     table["criteria_known"] = table[list(CRITERIA_COLUMNS)].notna().sum(axis=1).astype("int64")
     table["meets_criteria"] = table["criteria_met"] >= criteria.criteria_needed
     return table
+
+
+def _rows_of_year(table: pd.DataFrame, year: int) -> pd.DataFrame:
+    """The rows of ``table`` with ``year``: a slice when the rows are in year order (ingest writes
+    the population so), instead of a copy of every column taken by a mask over all years."""
+    years = table["year"].to_numpy()
+    if (years[1:] >= years[:-1]).all():
+        return table.iloc[int(np.searchsorted(years, year, "left")):int(np.searchsorted(years, year, "right"))]
+    return table[years == year]
 
 
 def _criteria_of_year(

@@ -67,6 +67,14 @@ def float_by_id(values: pd.Series, table: pd.Series) -> np.ndarray:
     return out
 
 
+def map_by_id(values: pd.Series, table: pd.Series) -> pd.Series:
+    """``values.map(table)`` for text ids (``table`` indexed by distinct ids; NA where absent), by
+    Arrow's ``index_in`` and one take: pandas maps Arrow text value by value in Python, 4 s for the
+    12.6M population rows of a million persons."""
+    positions = codes_in(values, _value_set(table.index))
+    return pd.Series(table.array.take(positions, allow_fill=True), index=values.index, name=values.name)
+
+
 def _value_set(members: Iterable | pd.Index | pd.Series) -> pa.Array:
     if isinstance(members, set | frozenset):
         members = list(members)
