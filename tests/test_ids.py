@@ -77,3 +77,13 @@ def test_map_by_id_is_pandas_map_with_its_dtype_and_name():
     mapped = ids.map_by_id(values, table)
     pd.testing.assert_series_equal(mapped, values.map(table))
     assert mapped.tolist() == ["B", pd.NA, pd.NA, "A", "B"]
+
+
+def test_rows_of_years_are_the_masked_rows_and_a_slice_of_a_year_ordered_table():
+    table = pd.DataFrame({"year": [2012, 2012, 2013, 2014, 2014, 2015], "v": np.arange(6.0)})
+    for last, first in ((2014, None), (2014, 2013), (2013, 2013), (2011, None), (2016, 2016)):
+        mask = (table["year"] <= last) & (table["year"] >= (first or 0))
+        pd.testing.assert_frame_equal(ids.rows_of_years(table, last, first), table[mask])
+        shuffled = table.iloc[[3, 0, 5, 2, 1, 4]]
+        pd.testing.assert_frame_equal(ids.rows_of_years(shuffled, last, first), shuffled[mask.loc[shuffled.index]])
+    assert np.shares_memory(ids.rows_of_years(table, 2014, 2013)["v"].to_numpy(), table["v"].to_numpy())

@@ -23,7 +23,7 @@ import pandas as pd
 from lyskegle.calendar import month_index, week_index
 from lyskegle.codes import CENSORING_CODES, GROUPS, is_public_support
 from lyskegle.countries import DENMARK
-from lyskegle.ids import datetimes, float_by_id, is_in, map_by_id
+from lyskegle.ids import datetimes, float_by_id, is_in, map_by_id, rows_of_years
 from lyskegle.privacy import suppress_small_cells
 from lyskegle.status import ids_employed_in_month, ids_with_code_in_week
 
@@ -117,7 +117,7 @@ def area_indicators(
     del ever
     frames = []
     for year in years:
-        everyone = _rows_of_year(people, year)
+        everyone = rows_of_years(people, year, first_year=year)
         residents = everyone[everyone["area"].notna()].copy()
         if residents.empty:
             continue
@@ -137,15 +137,6 @@ def area_indicators(
     table["criteria_known"] = table[list(CRITERIA_COLUMNS)].notna().sum(axis=1).astype("int64")
     table["meets_criteria"] = table["criteria_met"] >= criteria.criteria_needed
     return table
-
-
-def _rows_of_year(table: pd.DataFrame, year: int) -> pd.DataFrame:
-    """The rows of ``table`` with ``year``: a slice when the rows are in year order (ingest writes
-    the population so), instead of a copy of every column taken by a mask over all years."""
-    years = table["year"].to_numpy()
-    if (years[1:] >= years[:-1]).all():
-        return table.iloc[int(np.searchsorted(years, year, "left")):int(np.searchsorted(years, year, "right"))]
-    return table[years == year]
 
 
 def _criteria_of_year(

@@ -30,7 +30,7 @@ from lyskegle.features_individual import (
     household_features,
     origin_features,
 )
-from lyskegle.ids import KEYS, as_of_runs, codes_in, cohort_members, days, shared_codes, sorted_distinct
+from lyskegle.ids import KEYS, as_of_runs, codes_in, cohort_members, days, rows_of_years, shared_codes, sorted_distinct
 from lyskegle.status import employed_in_month, on_support_in_week
 
 log = logging.getLogger(__name__)
@@ -68,23 +68,13 @@ def known_at(registers: Registers, as_of: dt.date) -> Registers:
         employment["n_months"].to_numpy("int64"), month - employment["first_month"].to_numpy("int64")
     )
     return Registers(
-        population=_years_up_to(registers.population, as_of.year),
+        population=rows_of_years(registers.population, as_of.year),
         dwellings=registers.dwellings,
         benefits=benefits,
         employment=employment,
-        education=_years_up_to(registers.education, as_of.year - 1),
-        income=_years_up_to(registers.income, as_of.year - 1),
+        education=rows_of_years(registers.education, as_of.year - 1),
+        income=rows_of_years(registers.income, as_of.year - 1),
     )
-
-
-def _years_up_to(table: pd.DataFrame, last_year: int) -> pd.DataFrame:
-    """The rows of ``table`` with ``year <= last_year``. Ingest writes the yearly registers in year
-    order, and then these rows are the first ones: a slice that shares the table's memory instead
-    of a copy of millions of rows per as-of date. In any other order, a copy of the rows."""
-    years = table["year"].to_numpy()
-    if (years[1:] >= years[:-1]).all():
-        return table.iloc[:int(np.searchsorted(years, last_year, side="right"))]
-    return table[years <= last_year]
 
 
 def _coded_population(population: pd.DataFrame, dwellings: pd.DataFrame,

@@ -59,12 +59,8 @@ def is_in(values: pd.Series, members: Iterable | pd.Index | pd.Series) -> np.nda
 
 def float_by_id(values: pd.Series, table: pd.Series) -> np.ndarray:
     """``table`` (float values indexed by distinct text ids) looked up for each of ``values``:
-    NaN where absent. Equals ``values.map(table)``, by Arrow's ``index_in``."""
-    positions = codes_in(values, _value_set(table.index))
-    found = table.to_numpy("float64")[positions[positions >= 0]]
-    out = np.full(len(positions), np.nan)
-    out[positions >= 0] = found
-    return out
+    NaN where absent. :func:`map_by_id` as a float array."""
+    return map_by_id(values, table.astype("float64")).to_numpy("float64", na_value=np.nan)
 
 
 def map_by_id(values: pd.Series, table: pd.Series) -> pd.Series:
@@ -113,6 +109,18 @@ def datetimes(values: pd.Series) -> pd.Series:
 def on_dates(values: pd.Series, dates: Iterable) -> np.ndarray:
     """Which of the dates in ``values`` (any kind :func:`days` reads) are among ``dates``."""
     return np.isin(days(values), np.array([np.datetime64(d, "D") for d in dates], dtype="datetime64[D]"))
+
+
+def rows_of_years(table: pd.DataFrame, last_year: int, first_year: int | None = None) -> pd.DataFrame:
+    """The rows of ``table`` with ``first_year <= year <= last_year`` (no lower bound when
+    ``first_year`` is None). Ingest writes the yearly registers in year order, and then these rows
+    are one run of them: a slice that shares the table's memory instead of a copy of millions of
+    rows per as-of date or year. In any other order, a copy of the rows."""
+    years = table["year"].to_numpy()
+    if (years[1:] >= years[:-1]).all():
+        start = 0 if first_year is None else int(np.searchsorted(years, first_year, "left"))
+        return table.iloc[start:int(np.searchsorted(years, last_year, "right"))]
+    return table[(years <= last_year) & (True if first_year is None else years >= first_year)]
 
 
 def cohort_members(cohorts: pd.DataFrame) -> pd.DataFrame:

@@ -125,11 +125,10 @@ class BenefitRuns:
         inside = (self.first <= week) & (week < self.end)
         return self.person[inside], self.code[inside]
 
-    def positions(self, person_ids: pd.Series | pd.Index | np.ndarray) -> np.ndarray:
+    def positions(self, person_ids: pd.Series | pd.Index) -> np.ndarray:
         """Int64 index into ``persons`` of each of ``person_ids``, -1 for a person without runs.
         ``persons.get_indexer`` by one Arrow hash lookup, about four times faster on a million ids."""
-        return codes_in(pd.Series(person_ids, dtype=object) if isinstance(person_ids, np.ndarray)
-                        else pd.Series(person_ids), self._person_set)
+        return codes_in(pd.Series(person_ids), self._person_set)
 
     @cached_property
     def _person_set(self) -> pa.Array:
