@@ -1,4 +1,5 @@
 import datetime as dt
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -211,6 +212,15 @@ def test_the_signature_row_is_made_of_medians():
     rows = pd.DataFrame({"x": [1.0, 2.0, 10.0], "stairwell_id": ["s1", "s2", "s3"]})
     row = synthetic_input_row(rows, column_roles(rows, ["x"], use_stairwell=True))
     assert row.to_dict("records") == [{"x": 2.0, "stairwell_id": "example-stairwell"}]
+
+
+def test_the_signature_row_of_a_column_missing_in_every_row_is_zero_without_a_warning():
+    # the first rows of a national extract lack whole feature layers (the early as-of dates)
+    rows = pd.DataFrame({"x": pd.array([None, None], dtype="double[pyarrow]"), "y": [3.0, np.nan]})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        row = synthetic_input_row(rows, column_roles(rows, ["x", "y"], use_stairwell=False))
+    assert row.to_dict("records") == [{"x": 0.0, "y": 3.0}]
 
 
 def test_gradient_boosting_trains_when_a_column_is_missing_in_every_row():

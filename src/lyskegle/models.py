@@ -568,8 +568,11 @@ def synthetic_input_row(rows: pd.DataFrame, roles: ColumnRoles) -> pd.DataFrame:
 
     Built from aggregates, so it is no person's row (no person-level rows go to MLflow).
     """
-    medians = {c: pd.to_numeric(rows[c], errors="coerce").astype("float64").median() for c in roles.numeric}
-    row = {c: [0.0 if pd.isna(m) else float(m)] for c, m in medians.items()}
+    row = {}
+    for column in roles.numeric:
+        values = pd.to_numeric(rows[column], errors="coerce").to_numpy("float64", na_value=np.nan)
+        # not Series.median: on a column missing in every row it warns "Mean of empty slice"
+        row[column] = [median_or_zero(values[~np.isnan(values)])]
     row.update({c: np.array([MISSING_CATEGORY], dtype=object) for c in roles.categorical})
     if roles.stairwell:
         row[roles.stairwell] = np.array(["example-stairwell"], dtype=object)
