@@ -74,10 +74,8 @@ def main() -> None:
            "GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@example.org",
            "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@example.org"}
     init = [["git", "init", "-q"]] if not args.only else []
-    # DVC links outputs into its cache instead of copying them: at 6M persons, copies of the
-    # extract and the tables would need another 20 GB of disk
-    link = [str(VENV_BIN / "dvc"), "config", "--local", "cache.type", "hardlink,symlink"]
-    for command in (*init, ["git", "add", "-A"], ["git", "commit", "-qm", "bench", "--allow-empty"], link):
+    # the workspace has the repository's .dvc/config, so DVC caches outputs as `make pipeline` does
+    for command in (*init, ["git", "add", "-A"], ["git", "commit", "-qm", "bench", "--allow-empty"]):
         subprocess.run(command, cwd=workspace, env=env, check=True, capture_output=True)
 
     print(f"lyskegle pipeline benchmark: {args.persons:,} persons, {psutil.cpu_count()} cores, "

@@ -112,6 +112,20 @@ def test_a_second_repro_does_nothing(pipeline):
     assert _stages_run(_repro(workspace, env)) == set()
 
 
+def test_outputs_are_linked_into_the_cache_not_copied(pipeline):
+    # a national-scale run writes about 22 GB of outputs: a copy of each in .dvc/cache doubles that
+    workspace, _, _ = pipeline
+    cached = [p for p in (workspace / ".dvc" / "cache" / "files").rglob("*") if p.is_file()]
+    # a file of a directory output (DVC 3 leaves those as copies unless hardlink is its first link
+    # type) and a single-file output. Before the `--force` run below: DVC does not link again
+    # outputs whose contents are in the cache already (`make pipeline` relinks them afterwards).
+    for output in (workspace / "data" / "features" / "features.parquet", workspace / "data" / "synthetic_truth.json"):
+        assert any(os.path.samefile(output, p) for p in cached), \
+            f"{output.name} is a copy of its cache entry, not a link (.dvc/config cache.type)"
+        # a linked output is read-only, so an edit by hand cannot change the cache under it
+        assert not output.stat().st_mode & 0o222
+
+
 def test_a_labels_param_reruns_labels_but_not_the_stages_before_it(pipeline):
     workspace, env, _ = pipeline
     params_path = workspace / "params.yaml"
