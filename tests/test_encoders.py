@@ -36,6 +36,22 @@ def test_transform_uses_shrunk_training_rates_and_the_prior_for_unknown_or_small
     assert list(encoder.get_feature_names_out()) == ["stairwell_id_rate"]
 
 
+def test_ids_of_any_dtype_encode_like_their_text():
+    # places are counted by integer codes and looked up once per distinct place; the rates are
+    # keyed by the ids' text, so int, pyarrow-string and object ids give the same rates
+    text = StairwellRateEncoder(prior_weight=2, min_count=2)
+    expected_fit = text.fit_transform(TRAIN, Y)[:, 0]
+    later = pd.Series(["s1", "s2", None, "s3", "s9", "s1"])
+    expected = text.transform(pd.DataFrame({"stairwell_id": later}))[:, 0]
+    as_numbers = {"s1": 1, "s2": 2, "s3": 3, "s9": 9}
+    for dtype, convert in (("Int64", lambda s: s.map(as_numbers).astype("Int64")),
+                           ("string[pyarrow]", lambda s: s.astype("string[pyarrow]"))):
+        encoder = StairwellRateEncoder(prior_weight=2, min_count=2)
+        fitted = encoder.fit_transform(TRAIN.assign(stairwell_id=convert(TRAIN["stairwell_id"])), Y)[:, 0]
+        assert fitted == pytest.approx(expected_fit), dtype
+        assert encoder.transform(pd.DataFrame({"stairwell_id": convert(later)}))[:, 0] == pytest.approx(expected), dtype
+
+
 def test_fit_transform_leaves_each_training_row_out():
     encoded = StairwellRateEncoder(prior_weight=2, min_count=2).fit_transform(TRAIN, Y)[:, 0]
     # row a (label 1) in s1: the other three rows have sum 1

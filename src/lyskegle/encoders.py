@@ -36,6 +36,14 @@ def _place_keys(values: pd.Series) -> pd.Series:
     return values.astype("string").reset_index(drop=True)
 
 
+def _codes(values: pd.Series) -> tuple[np.ndarray, pd.Index]:
+    """Integer code of each value (-1: missing) and the distinct values: counting by codes is
+    many times faster than grouping millions of id strings. One column has one dtype, so two
+    values share a code exactly when they share a :func:`_place_keys` string."""
+    codes, uniques = pd.factorize(values.reset_index(drop=True), use_na_sentinel=True)
+    return codes.astype(np.int64, copy=False), pd.Index(uniques)
+
+
 def shrunk_group_rates(
     places: pd.Series, y, prior_weight: float, min_count: int, prior: float | None = None
 ) -> pd.DataFrame:
@@ -46,8 +54,12 @@ def shrunk_group_rates(
     """
     labels = _binary_labels(y)
     prior = float(labels.mean()) if prior is None else float(prior)
-    frame = pd.DataFrame({"place": _place_keys(places), "y": labels}).dropna(subset=["place"])
-    table = frame.groupby("place", sort=True)["y"].agg(n="size", positives="sum")
+    codes, uniques = _codes(places)
+    known = codes >= 0
+    n = np.bincount(codes[known], minlength=len(uniques))
+    positives = np.bincount(codes[known], weights=labels[known], minlength=len(uniques))
+    table = pd.DataFrame({"n": n, "positives": positives},
+                         index=pd.Index(_place_keys(pd.Series(uniques)), name="place")).sort_index()
     rate = (table["positives"] + prior_weight * prior) / (table["n"] + prior_weight)
     table["rate"] = rate.where(table["n"] >= min_count, prior)
     return table
@@ -106,7 +118,11 @@ are kept, so the fitted encoder holds no small cells), ``feature_names_in_``.
         out = np.empty((len(X), len(self.columns)))
         for j, column in enumerate(self.columns):
             rate = self.rates_[column]
-            out[:, j] = _place_keys(X[column]).map(rate).fillna(self.prior_).to_numpy("float64")
+            # each distinct place looked up once, not each of millions of rows
+            codes, places = _codes(X[column])
+            found = rate.index.get_indexer(_place_keys(pd.Series(places)))  # -1: no rate learnt
+            with_prior = np.append(rate.to_numpy("float64"), self.prior_)  # position -1: the prior
+            out[:, j] = np.append(with_prior[found], self.prior_)[codes]  # code -1 (no place): the prior
         return out
 
     def fit_transform(self, X, y=None, **fit_params) -> np.ndarray:
@@ -135,12 +151,24 @@ def leave_one_out_rates(
     when ``persons`` is given (a person seen at several as-of dates must not describe themself).
     """
     labels = _binary_labels(y)
-    place = _place_keys(places)
-    owner = _place_keys(persons) if persons is not None else pd.Series(np.arange(len(place)).astype(str))
-    frame = pd.DataFrame({"place": place, "owner": owner, "y": labels})
-    by_place = frame.groupby("place", dropna=True)["y"]
-    by_owner = frame.groupby(["place", "owner"], dropna=True)["y"]
-    n_rest = by_place.transform("size") - by_owner.transform("size")
-    sum_rest = by_place.transform("sum") - by_owner.transform("sum")
-    rate = (sum_rest + prior_weight * prior) / (n_rest + prior_weight)
-    return rate.where(n_rest >= min_count, prior).fillna(prior).to_numpy("float64")
+    place, places_seen = _codes(places)
+    known = place >= 0  # a row without a place gets the prior
+    at = np.where(known, place, 0)
+    slots = max(len(places_seen), 1)
+    n_rest = np.bincount(place[known], minlength=slots)[at].astype("float64")
+    sum_rest = np.bincount(place[known], weights=labels[known], minlength=slots)[at].astype("float64")
+    if persons is None:  # own = the row itself
+        n_rest -= 1
+        sum_rest -= labels
+    else:  # own = every row of the same person in the same place; a row without a person gets the prior
+        owner, owners_seen = _codes(persons)
+        known &= owner >= 0
+        _, pair = np.unique(at * (len(owners_seen) + 1) + np.where(owner >= 0, owner, 0), return_inverse=True)
+        pair = np.where(known, pair, -1)
+        in_pair = pair >= 0
+        pairs = max(int(pair.max()) + 1, 1)
+        n_rest -= np.bincount(pair[in_pair], minlength=pairs)[np.where(in_pair, pair, 0)]
+        sum_rest -= np.bincount(pair[in_pair], weights=labels[in_pair], minlength=pairs)[np.where(in_pair, pair, 0)]
+    with np.errstate(divide="ignore", invalid="ignore"):  # 0/0 only where the prior is taken
+        rate = (sum_rest + prior_weight * prior) / (n_rest + prior_weight)
+    return np.where(known & (n_rest >= min_count), rate, prior).astype("float64")
