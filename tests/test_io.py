@@ -147,3 +147,23 @@ def test_rows_equal_to_a_value_are_read_from_its_row_groups_only(tmp_path, monke
     assert nobody.empty and list(nobody.columns) == ["as_of", "person_id", "age"]
     with pytest.raises(KeyError, match="when"):
         io.read_parquet_equal(tmp_path / "by_date.parquet", "when", date)
+
+
+def test_a_csv_read_for_some_columns_gives_those_columns_as_the_whole_read_does(tmp_path):
+    path = tmp_path / "bef2020.csv"
+    # a quoted name, a name with spaces, Latin-1 text in a wanted column and in one not wanted
+    path.write_bytes('"PNR";KOEN; MOR_PID ;FOED_DAG\n1;1;Ø3;2000-01-01\n2;2;;Ærø\n'.encode("latin-1"))
+    wanted = {"PNR", "MOR_PID"}.__contains__
+    whole = io.read_raw_register(path, arrow=True)
+    some = io.read_raw_register(path, arrow=True, wanted=wanted)
+    assert some.column_names == ["PNR", "MOR_PID"]
+    assert some.encoding == whole.encoding == "latin-1"
+    for name in some.column_names:
+        assert some.read_column(name).equals(whole.read_column(name))
+
+
+def test_a_ragged_row_is_an_error_when_only_some_columns_are_read(tmp_path):
+    path = tmp_path / "ind2020.csv"
+    path.write_text("PNR;PERINDKIALT_13\n1;100\n2\n")
+    with pytest.raises(io.ExtractError, match=r"ind2020.csv: row 2 .* 1 fields but the header has 2"):
+        io.read_raw_register(path, arrow=True, wanted={"PNR"}.__contains__)

@@ -396,19 +396,8 @@ def file_sha256(path: str | Path) -> str:
 ColumnTyper = Callable[[str], "pa.DataType | None"]
 
 
-def read_raw_columns(path: str | Path, wanted: Callable[[str], bool]) -> pd.DataFrame:
-    """The columns of one register file whose names ``wanted`` accepts, read as by
-    :func:`read_raw_register`. A Parquet file (DREAM: hundreds of week columns) is opened lazily and
-    read for those columns only; other formats are read whole and then cut."""
-    raw = read_raw_register(path, arrow=True, lazy=True)
-    return pd.DataFrame({
-        name: raw.read_column(name).to_pandas(types_mapper=_ARROW_STRINGS.get)
-        for name in raw.column_names if wanted(str(name))
-    })
-
-
 def read_raw_register(path: str | Path, column_type: ColumnTyper | None = None, arrow: bool = False,
-                      lazy: bool = False) -> RawRegister:
+                      lazy: bool = False, wanted: Callable[[str], bool] | None = None) -> RawRegister:
     """Read one register file in any allowed format (CSV, Parquet, SAS ``.sas7bdat``/``.xpt``).
 
     CSV: ``;`` separator, UTF-8 or else Latin-1; every column is read as text unless
@@ -417,6 +406,9 @@ def read_raw_register(path: str | Path, column_type: ColumnTyper | None = None, 
     ``arrow``: keep a CSV or Parquet file as an Arrow table (SAS files always come as pandas).
     ``lazy`` (with ``arrow``): open a Parquet file without reading it; ``frame`` is then a
     ``ParquetFile`` to read with :meth:`RawRegister.row_batches` (other formats are read whole).
+    ``wanted`` (CSV only): keep only the columns whose (stripped) names it accepts. Every row is still
+    parsed and checked for its number of fields, but only those columns are converted, and the
+    encoding is the one those columns read in.
     """
     path = Path(path)
     if not path.exists():
@@ -425,7 +417,7 @@ def read_raw_register(path: str | Path, column_type: ColumnTyper | None = None, 
         raise ExtractError(f"{path.name}: the file is empty (0 bytes)")
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        return _read_csv(path, column_type, arrow)
+        return _read_csv(path, column_type, arrow, wanted)
     if suffix == ".parquet":
         try:
             # text columns the caller wants as dictionaries (DREAM's months) are read as such:
@@ -453,7 +445,8 @@ def read_raw_register(path: str | Path, column_type: ColumnTyper | None = None, 
     raise ExtractError(f"{path.name}: unknown format '{suffix}' (expected one of {', '.join(RAW_SUFFIXES)})")
 
 
-def _read_csv(path: Path, column_type: ColumnTyper | None, arrow: bool) -> RawRegister:
+def _read_csv(path: Path, column_type: ColumnTyper | None, arrow: bool,
+              wanted: Callable[[str], bool] | None = None) -> RawRegister:
     with open(path, "rb") as handle:
         head = handle.read(_SNIFF_BYTES)
     if head.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in head:
@@ -472,22 +465,36 @@ def _read_csv(path: Path, column_type: ColumnTyper | None, arrow: bool) -> RawRe
 
     typed = {name: column_type(name) for name in names} if column_type else {}
     typed = {name: kind for name, kind in typed.items() if kind is not None}
+    # the header's fields as Arrow names them (quotes off, spaces kept)
+    fields = [f[1:-1] if len(f) > 1 and f[0] == f[-1] == '"' else f for f in header_text.split(";")]
+    keep = [field for field, name in zip(fields, names) if wanted(name)] if wanted else None
+
+    def read(types: dict[str, Any], encoding: str) -> pa.Table:
+        try:
+            return _arrow_csv(path, fields, names, types, encoding, keep)
+        except KeyError:  # a header that Arrow names otherwise: every column, then the wanted ones
+            table = _arrow_csv(path, fields, names, types, encoding)
+            return table.select([name for name in table.column_names if wanted(name)])
+
     for encoding in ("utf-8", "latin-1"):
         try:
-            table = _arrow_csv(path, names, typed, encoding)
+            table = read(typed, encoding)
         except pa.ArrowInvalid as error:
             message = str(error)
             if "invalid UTF8" in message and encoding == "utf-8":
                 continue
             if typed and "conversion error" in message:
-                table = _arrow_csv(path, names, {}, encoding)
+                table = read({}, encoding)
             else:
                 raise ExtractError(f"{path.name}: cannot be read as ';'-separated text ({message})") from None
         return RawRegister(path.name, table if arrow else _arrow_to_pandas(table), "csv", encoding)
     raise AssertionError("unreachable: Latin-1 decodes every byte")
 
 
-def _arrow_csv(path: Path, names: list[str], typed: dict[str, Any], encoding: str) -> pa.Table:
+def _arrow_csv(path: Path, fields: list[str], names: list[str], typed: dict[str, Any], encoding: str,
+               include: list[str] | None = None) -> pa.Table:
+    """The CSV as Arrow: ``fields`` are the header's names as Arrow reads them, ``names`` the same
+    stripped (what ``typed`` and the returned table use); ``include``: only these fields."""
     import pyarrow.csv as pacsv
 
     bad_rows: list[int] = []
@@ -496,19 +503,20 @@ def _arrow_csv(path: Path, names: list[str], typed: dict[str, Any], encoding: st
         bad_rows.append(row.actual_columns)
         return "skip"
 
-    column_types = {name: typed.get(name, pa.string()) for name in names}
+    column_types = {field: typed.get(name, pa.string()) for field, name in zip(fields, names)}
     table = pacsv.read_csv(
         path,
         read_options=pacsv.ReadOptions(encoding=encoding),
         parse_options=pacsv.ParseOptions(delimiter=";", invalid_row_handler=note_bad_row),
         convert_options=pacsv.ConvertOptions(
             column_types=column_types, strings_can_be_null=True, quoted_strings_can_be_null=True,
+            include_columns=include,
         ),
     )
     if bad_rows:
-        row, fields = _first_ragged_row(path, len(names), encoding)
+        row, found = _first_ragged_row(path, len(names), encoding)
         raise ExtractError(
-            f"{path.name}: row {row} (line {row + 1}) has {fields} fields but the header has {len(names)} "
+            f"{path.name}: row {row} (line {row + 1}) has {found} fields but the header has {len(names)} "
             f"({len(bad_rows)} such row(s)): the file looks truncated, or a value holds a ';'"
         )
     return table.rename_columns([name.strip() for name in table.column_names])
