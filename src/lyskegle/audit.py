@@ -618,7 +618,7 @@ def training_period_auc(model, rows: pd.DataFrame, roles: ColumnRoles, train_as_
     ``rows`` comes from :func:`lyskegle.models.labelled_rows` (``as_of``, ``label`` and the model
     inputs of ``roles``). Compared with the test ROC AUC, it shows how much the model memorised.
     With ``max_rows``, a random sample of that many training rows is scored (training fits on such
-    a sample too; at 300,000 rows the AUC's standard error is about 0.001).
+    a sample too; at 200,000 rows the AUC's standard error is about 0.001).
     """
     inside = _training_positions(rows, train_as_of, max_rows, random_state)
     if not len(inside):

@@ -171,7 +171,7 @@ class TrainParams(Section):
     baseline_feature: str = "support_weeks_52w"
     calibration: Literal["isotonic", "sigmoid", "none"] = "isotonic"
     top_k_percent: list[Annotated[float, Field(gt=0, le=100)]] = Field([5, 10, 20], min_length=1)
-    max_fit_rows: int = Field(300_000, ge=1_000)
+    max_fit_rows: int = Field(200_000, ge=1_000)
     calibration_bins: int = Field(10, ge=2, le=100)
     curve_points: int = Field(200, ge=10, le=10_000)
     importance_rows: int = Field(20_000, ge=100)
@@ -224,7 +224,7 @@ class ExpectedRateModelParams(Section):
     max_iter: int = Field(200, ge=1, le=10_000)
     learning_rate: float = Field(0.1, gt=0, le=1)
     min_samples_leaf: int = Field(40, ge=1)
-    max_fit_rows: int = Field(300_000, ge=1_000)
+    max_fit_rows: int = Field(200_000, ge=1_000)
 
 
 class InsightParams(Section):
