@@ -405,3 +405,28 @@ def test_ingest_accepts_every_row_of_the_extract(extract, tmp_path):
     result, _ = ingest.ingest_folder(folder)
     assert result.quality["totals"]["rows_quarantined"] == 0
     assert result.quality["totals"]["rows_accepted"] == result.quality["totals"]["rows_read"] > 0
+
+
+def test_transitions_applied_in_one_pass_give_the_block_of_writing_each_one_forward():
+    from lyskegle.synthetic_world import _apply_transitions, _fill_from
+
+    rng = np.random.default_rng(7)
+    n_weeks, persons = 53, 400
+    initial = rng.integers(0, 9, persons).astype(np.uint8)
+    # a person's transitions come in time order, at most one per week; some persons have none
+    weeks, who, codes = [], [], []
+    for person in range(persons):
+        times = np.sort(rng.choice(n_weeks, size=rng.integers(0, 5), replace=False))
+        weeks += list(times)
+        who += [person] * len(times)
+        codes += list(rng.integers(0, 9, len(times)))
+    order = np.argsort(rng.random(len(weeks)))  # persons interleaved, each one's own order kept below
+    order = order[np.lexsort((np.array(weeks)[order], np.array(who)[order]))]
+    weeks, who, codes = (np.asarray(a)[order] for a in (weeks, who, codes))
+    one_by_one = np.repeat(initial[None, :], n_weeks, axis=0)
+    for w, p, c in zip(weeks, who, codes):
+        _fill_from(one_by_one, np.array([w]), np.array([p]), np.array([c], dtype=np.uint8))
+    one_pass = np.repeat(initial[None, :], n_weeks, axis=0)
+    _apply_transitions(one_pass, weeks.astype(np.int64), who, codes.astype(np.uint8))
+    assert len(weeks) > persons  # the draw has transitions to apply
+    np.testing.assert_array_equal(one_pass, one_by_one)

@@ -296,6 +296,7 @@ class World:
         rng = self.rng
         current = state.copy()
         t = np.zeros(len(index), dtype=np.int64)
+        transitions: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         active = np.flatnonzero(IS_SPELL_STATE[current] | (current == EMPLOYED) | (current == BLANK))
         while active.size:
             s = current[active]
@@ -314,8 +315,10 @@ class World:
                                     np.where(takes_first, EMPLOYED, hazards["code_from_outside"][active]))).astype(np.uint8)
             current[active] = new
             if block is not None:
-                _fill_from(block, t[active], index[active], new)
+                transitions.append((t[active], index[active], new))
             active = active[new != DISABILITY]
+        if block is not None and transitions:
+            _apply_transitions(block, *(np.concatenate(parts) for parts in zip(*transitions)))
         return current
 
     def _initial_states(self) -> None:
@@ -523,6 +526,24 @@ def _fill_from(block: np.ndarray, weeks: np.ndarray, persons: np.ndarray, codes:
         return
     offsets = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
     block[np.repeat(weeks, lengths) + offsets, np.repeat(persons, lengths)] = np.repeat(codes, lengths)
+
+
+def _apply_transitions(block: np.ndarray, weeks: np.ndarray, persons: np.ndarray, codes: np.ndarray) -> None:
+    """:func:`_fill_from` of transitions given in time order, where a person has at most one per
+    week: each week of the block then holds the person's latest code from that week or before, and
+    where there is none it keeps its value. One pass over the weeks, instead of writing every
+    transition's remaining weeks (a year's transitions of a million persons write tens of millions
+    of cells that a later transition overwrites again)."""
+    order = np.argsort(weeks, kind="stable")
+    weeks, persons, codes = weeks[order], persons[order], codes[order]
+    bounds = np.searchsorted(weeks, np.arange(block.shape[0] + 1))
+    latest = np.zeros(block.shape[1], dtype=block.dtype)
+    seen = np.zeros(block.shape[1], dtype=bool)  # persons with a transition in this week or before
+    for week in range(block.shape[0]):
+        who = persons[bounds[week]:bounds[week + 1]]
+        latest[who] = codes[bounds[week]:bounds[week + 1]]
+        seen[who] = True
+        block[week] = np.where(seen, latest, block[week])
 
 
 def _fill_until(block: np.ndarray, weeks: np.ndarray, persons: np.ndarray) -> None:
