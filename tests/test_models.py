@@ -84,6 +84,22 @@ def test_censored_rows_are_excluded_and_counted():
     assert counts == {"cohort_rows": 4, "censored": 1, "without_features": 1}
 
 
+def test_labelled_rows_follow_the_features_order_and_each_key_must_be_one_row():
+    d1, d2 = dt.date(2020, 1, 6), dt.date(2021, 1, 4)
+    features = pd.DataFrame({"as_of": [d1, d1, d2, d2], "person_id": ["p1", "p2", "p1", "p2"], "x": [1.0, 2.0, 3.0, 4.0]})
+    # cohort rows in another order than the features; the same person at two dates is two keys
+    cohorts = pd.DataFrame({"target": ["exit_26w"] * 3, "as_of": [d2, d1, d2], "person_id": ["p2", "p1", "p1"],
+                            "label": pd.array([1, 0, 0], dtype="Int8"), "censored": [False] * 3})
+    rows, counts = labelled_rows(features, cohorts, "exit_26w")
+    assert list(zip(rows["as_of"].dt.date, rows["person_id"], rows["x"], rows["label"])) == [
+        (d1, "p1", 1.0, 0), (d2, "p1", 3.0, 0), (d2, "p2", 4.0, 1)]
+    assert counts == {"cohort_rows": 3, "censored": 0, "without_features": 0}
+    with pytest.raises(ValueError, match="features table has more than one row"):
+        labelled_rows(pd.concat([features, features.iloc[[1]]], ignore_index=True), cohorts, "exit_26w")
+    with pytest.raises(ValueError, match="cohorts hold more than one usable row .* 'exit_26w'"):
+        labelled_rows(features, pd.concat([cohorts, cohorts.iloc[[0]]], ignore_index=True), "exit_26w")
+
+
 def test_reading_only_the_cohort_rows_changes_no_labelled_row(tmp_path):
     from lyskegle import io
 

@@ -260,18 +260,30 @@ def labelled_rows(features: pd.DataFrame, cohorts: pd.DataFrame, target: str) ->
     cohort["as_of"] = days(cohort["as_of"]).astype("datetime64[ns]")
     cohort["label"] = cohort["label"].astype("int8")
     # Join on the keys alone, then take the matching feature rows once (or none, when every row
-    # matches in order): at a million persons each copy of the wide table costs gigabytes. Person
-    # ids are joined as shared int codes: a merge on millions of strings hashes each again.
+    # matches in order): at a million persons each copy of the wide table costs gigabytes. Each
+    # key is one int64, day number x persons + person code (person ids as shared int codes): a
+    # merge on millions of (date, string) pairs hashes each again and took 3 s of the 6 s.
     cohort["person_id"] = cohort["person_id"].astype("string[pyarrow]")
-    (cohort["_person"], feature_person), _ = shared_codes([cohort["person_id"], features["person_id"]])
-    keys = pd.DataFrame({"as_of": days(features["as_of"]).astype("datetime64[ns]"), "_person": feature_person,
-                         "_row": np.arange(len(features))})
-    matched = cohort.drop(columns="censored").merge(keys, on=["as_of", "_person"], how="inner",
-                                                    validate="one_to_one")
+    (cohort_person, feature_person), vocabulary = shared_codes([cohort["person_id"], features["person_id"]])
+    width = len(vocabulary) + 1  # codes run -1 (no id) .. len - 1
+
+    def key(dates: pd.Series, persons: np.ndarray) -> np.ndarray:
+        return days(dates).astype("int64") * width + (persons.astype("int64") + 1)
+
+    feature_keys = pd.Index(key(features["as_of"], feature_person))
+    if not feature_keys.is_unique:
+        raise ValueError("labelled_rows: the features table has more than one row for an as_of x person_id")
+    cohort_keys = key(cohort["as_of"], cohort_person)
+    if not pd.Index(cohort_keys).is_unique:
+        raise ValueError(f"labelled_rows: the cohorts hold more than one usable row for an as_of x person_id "
+                         f"of target '{target}'")
+    at = feature_keys.get_indexer(cohort_keys)
     # Rows in the order of the features table (as_of, person_id), which lets the usual case, where
     # every row matches (see cohort_filter), share the table's memory instead of copying it.
-    matched = matched.sort_values("_row", kind="stable", ignore_index=True)
-    rows = matched["_row"].to_numpy()
+    found = np.flatnonzero(at >= 0)
+    if np.any(np.diff(at[found]) < 0):  # cohorts come sorted like the features, mostly
+        found = found[np.argsort(at[found], kind="stable")]
+    matched, rows = cohort.iloc[found], at[found]
     keys_first = list(features.columns[:2]) == ["as_of", "person_id"]
     if keys_first and np.array_equal(rows, np.arange(len(features))):
         joined = features.copy(deep=False)
