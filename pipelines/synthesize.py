@@ -40,7 +40,8 @@ def write_extract(extract: SyntheticExtract, out: Path) -> dict[str, int]:
         if stale.is_file():
             stale.unlink()
     rows: dict[str, int] = {}
-    pieces = tqdm(extract.pieces(), desc="synthesize", unit="file", file=sys.stderr)
+    # the next piece is simulated while this one is written (Arrow writes without Python's lock)
+    pieces = tqdm(io.read_ahead(extract.pieces()), desc="synthesize", unit="file", file=sys.stderr)
     for stem, group in itertools.groupby(pieces, key=lambda piece: piece[0]):
         register = register_name(stem)
         if stem == "dream":
