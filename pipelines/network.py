@@ -51,6 +51,7 @@ def main() -> None:
         registers, read("benefits"), read("employment"), io.read_parquet(args.cohorts, columns=["as_of", "person_id"]),
         layers=params.layers,
         max_group_size=params.max_group_size, support_window_weeks=params.support_window_weeks,
+        threads=params.threads,
     )
     figures: list[dict] = []
 

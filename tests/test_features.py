@@ -347,6 +347,16 @@ def test_features_of_a_date_do_not_depend_on_the_dates_computed_before_it():
         pd.testing.assert_frame_equal(together[together["as_of"] == date].reset_index(drop=True), alone)
 
 
+def test_dates_computed_two_at_a_time_give_the_same_table():
+    cohorts = _cohorts()
+    dates = [AS_OF + dt.timedelta(weeks=52 * k) for k in range(4)]
+    several = pd.concat([cohorts.assign(as_of=date) for date in dates], ignore_index=True)
+    one_by_one = build_features(_registers(), several, PARAMS.model_copy(update={"threads": 1}), GAP_WEEKS, WESTERN)
+    two_at_a_time = build_features(_registers(), several, PARAMS.model_copy(update={"threads": 2}), GAP_WEEKS, WESTERN)
+    assert one_by_one["as_of"].nunique() == 4
+    pd.testing.assert_frame_equal(two_at_a_time, one_by_one, check_exact=True)
+
+
 def test_latest_known_takes_each_persons_latest_year_in_any_row_order():
     register = pd.DataFrame({"person_id": [1, 2, 1, 3, 2, 1], "year": np.array([2015, 2015, 2016, 2016, 2017, 2017], dtype="int16"),
                              "education_group": [10, 20, 30, 40, 50, 60]})

@@ -224,6 +224,18 @@ def test_features_come_one_as_of_date_at_a_time_and_their_figures_make_the_whole
     assert shown_layer_summary(figures, min_cell=1) == layer_summary(whole, LAYERS, min_cell=1)
 
 
+def test_dates_computed_two_at_a_time_give_the_same_rows():
+    dates = [AS_OF + dt.timedelta(weeks=52 * k) for k in range(4)]
+    cohorts = pd.DataFrame({"target": "self_sufficient", "as_of": [d for d in dates for _ in range(3)],
+                            "person_id": ["ann", "bob", "zed"] * 4})
+    registers = network_registers(POPULATION, DWELLINGS, JOBS, CLASSES)
+    one_by_one = list(network_features_by_date(registers, BENEFITS, EMPLOYMENT, cohorts, threads=1))
+    two_at_a_time = list(network_features_by_date(registers, BENEFITS, EMPLOYMENT, cohorts, threads=2))
+    assert len(one_by_one) == len(two_at_a_time) == 4
+    for alone, beside in zip(one_by_one, two_at_a_time):
+        pd.testing.assert_frame_equal(beside, alone, check_exact=True)
+
+
 def test_a_too_large_class_is_refused_with_the_params_key():
     members = pd.DataFrame({"person": [0, 1, 2, 0], "group": [0, 0, 0, 1]})
     memberships = _memberships(3, {"classmates": members})

@@ -90,6 +90,7 @@ class NetworkParams(Section):
     # Largest group formed pairwise (classes, children of one parent); workplaces never are.
     max_group_size: int = Field(5000, ge=2)
     support_window_weeks: int = Field(52, ge=1, le=260)
+    threads: int = Field(1, ge=1, le=64)
 
     @field_validator("layers")
     @classmethod
@@ -109,6 +110,7 @@ class FeatureParams(Section):
     working_age_max: int = Field(64, ge=15, le=100)
     turnover_days: int = Field(365, ge=1, le=3650)
     encoder_prior_weight: float = Field(20.0, ge=0)
+    threads: int = Field(1, ge=1, le=64)
 
     @field_validator("support_windows_weeks", "employment_windows_months")
     @classmethod

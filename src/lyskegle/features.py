@@ -21,6 +21,7 @@ import pandas as pd
 import pyarrow as pa
 
 from lyskegle.calendar import month_of_week, week_index
+from lyskegle.concurrency import map_in_order
 from lyskegle.config import FeatureParams
 from lyskegle.features_area import ID_COLUMNS, LEVELS, neighbourhood_features
 from lyskegle.features_individual import (
@@ -205,8 +206,12 @@ def features_by_date(
     ``gap_weeks`` is ``labels.gap_weeks``, so that spells here end where the labels' spells end.
     ``western_countries`` are the country codes counted as Western
     (``lyskegle.countries.WESTERN_COUNTRIES``; every other non-Danish code is non-Western).
+    Up to ``params.threads`` dates are computed at a time, as memory allows
+    (:func:`lyskegle.concurrency.map_in_order`); the rows are the same either way.
     """
-    for as_of, start, stop in as_of_runs(coded.members["as_of"]):
+
+    def at(run: tuple[dt.date, int, int]) -> pd.DataFrame:
+        as_of, start, stop = run
         log.info("features at %s: %d persons", as_of, stop - start)
         persons = pd.Index(coded.member_codes[start:stop], name="person_id")
         features = _features_at(coded.registers, as_of, persons, params, gap_weeks, western_countries)
@@ -214,7 +219,11 @@ def features_by_date(
         features.insert(0, "person_id", coded.members["person_id"].iloc[start:stop].reset_index(drop=True))
         # Python dates, as the labels' cohorts carry them, so that every stage reads one kind of as_of.
         features.insert(0, "as_of", np.full(stop - start, as_of, dtype=object))
-        yield features
+        return features
+
+    runs = list(as_of_runs(coded.members["as_of"]))
+    yield from map_in_order(at, runs, params.threads, sizes=[stop - start for _, start, stop in runs],
+                            what="features' as-of dates")
 
 
 def build_features(

@@ -42,6 +42,7 @@ from scipy.sparse import csgraph
 from tqdm import tqdm
 
 from lyskegle.calendar import month_of_week, week_index
+from lyskegle.concurrency import map_in_order
 from lyskegle.ids import arrow_text, as_of_runs, codes_in, cohort_members, shared_codes
 from lyskegle.privacy import suppress_small_cells
 from lyskegle.status import employed_in_month, on_support_in_week, support_weeks_between
@@ -533,13 +534,16 @@ def network_features_by_date(
     layers: Sequence[str] = LAYERS,
     max_group_size: int = 5000,
     support_window_weeks: int = 52,
+    threads: int = 1,
 ) -> Iterator[pd.DataFrame]:
     """:func:`network_features`, one frame per as-of date in date order (one empty frame with every
     column when ``cohorts`` has no rows), so a caller can write each and let it go.
 
     ``registers`` come from :func:`network_registers` (the caller can let go of the tables it coded
     them from). Rows are sorted by ``as_of`` and ``person_id``. A cohort member who is not a
-    resident at ``as_of`` has no contacts: counts 0, shares NaN, component size 1.
+    resident at ``as_of`` has no contacts: counts 0, shares NaN, component size 1. Up to
+    ``threads`` dates are computed at a time, as memory allows
+    (:func:`lyskegle.concurrency.map_in_order`); the rows are the same either way.
     """
     _check_layers(layers)
     columns = feature_columns(layers)
@@ -554,7 +558,9 @@ def network_features_by_date(
     del benefits, employment
     wanted_codes = registers.person_codes(wanted["person_id"])
     runs = list(as_of_runs(wanted["as_of"]))
-    for as_of, start, stop in tqdm(runs, desc="network as-of dates", disable=None):
+
+    def at(run: tuple[dt.date, int, int]) -> pd.DataFrame:
+        as_of, start, stop = run
         memberships = memberships_at(registers, as_of)
         status = _coded_status(
             coded_benefits, coded_employment, memberships.person_codes, len(registers.person_ids), as_of,
@@ -569,7 +575,11 @@ def network_features_by_date(
             # A person who is not a resident gets the values of a person without contacts.
             taken = values[np.maximum(nodes, 0)] if len(values) else np.zeros(len(nodes), dtype=values.dtype)
             part[column] = np.where(resident, taken, _without_contacts(column)).astype(values.dtype, copy=False)
-        yield pd.DataFrame(part)
+        return pd.DataFrame(part)
+
+    by_date = map_in_order(at, runs, threads, sizes=[stop - start for _, start, stop in runs],
+                           what="network's as-of dates")
+    yield from tqdm(by_date, total=len(runs), desc="network as-of dates", disable=None)
 
 
 def _without_contacts(column: str) -> float:

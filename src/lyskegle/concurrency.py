@@ -1,0 +1,129 @@
+"""Per-date work on both cores, when the machine's memory allows it.
+
+The features and network stages compute one as-of date at a time from registers they hold once.
+Most of a date's work is in NumPy, pandas' typed kernels and Arrow, which run outside Python's
+lock, so two dates computed on two threads take about two thirds of the time of one after the
+other. Each date in flight holds its own working set, though: at national scale two of them do not
+fit beside the registers. :func:`map_in_order` therefore computes the first item alone, measures
+what it took, and runs the rest side by side only when that much again fits into the memory the
+machine has free.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TypeVar
+
+import psutil
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+#: Memory that must be free per extra item in flight, as a multiple of the first item's measured
+#: peak (scaled to the largest item): the first item's peak is sampled, not exact, and a thread's
+#: freed memory does not always go back to the system.
+MEMORY_MARGIN = 2.5
+
+
+class PeakMemory:
+    """Samples this process's resident memory on a thread while the ``with`` block runs.
+
+    ``increase``: the highest sample less the memory at the start, in bytes.
+    """
+
+    def __init__(self, interval_seconds: float = 0.05) -> None:
+        self._interval = interval_seconds
+        self._process = psutil.Process()
+        self._stop = threading.Event()
+        self._start = self._peak = 0
+        self._sampler: threading.Thread | None = None
+
+    def __enter__(self) -> PeakMemory:
+        self._start = self._peak = self._process.memory_info().rss
+        self._sampler = threading.Thread(target=self._sample, name="lyskegle-peak-memory", daemon=True)
+        self._sampler.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._sampler.join()
+        self._peak = max(self._peak, self._process.memory_info().rss)
+
+    def _sample(self) -> None:
+        while not self._stop.wait(self._interval):
+            self._peak = max(self._peak, self._process.memory_info().rss)
+
+    @property
+    def increase(self) -> int:
+        return self._peak - self._start
+
+
+def concurrent_items(threads: int, first_increase: int, scale: float, available: int) -> int:
+    """How many items to compute at a time after the first: ``threads`` when that many more items
+    (each taking ``first_increase`` bytes times ``scale``, with :data:`MEMORY_MARGIN`) fit into
+    ``available`` bytes, else as many as fit, at least one."""
+    need = max(first_increase, 1) * max(scale, 0.0) * MEMORY_MARGIN
+    return max(1, min(threads, int(available // need)))
+
+
+def map_in_order(
+    function: Callable[[T], R],
+    items: Sequence[T],
+    threads: int,
+    sizes: Sequence[float] | None = None,
+    available_memory: Callable[[], int] = lambda: psutil.virtual_memory().available,
+    what: str = "items",
+) -> Iterator[R]:
+    """``function(item)`` for each of ``items``, yielded in order, up to ``threads`` at a time.
+
+    The first item runs alone while its peak memory is measured (:class:`PeakMemory`). The others
+    then run as many at a time as :func:`concurrent_items` allows: with ``sizes`` (one per item,
+    e.g. persons per date), the first item's peak is scaled to the largest of the rest. At most that
+    many items are in flight beside the one the caller holds. ``function`` must not modify what
+    the items share. An error is raised where its item would have come; the items not yet started
+    are then cancelled.
+    """
+    if not items:
+        return
+    if sizes is not None and len(sizes) != len(items):
+        raise ValueError(f"map_in_order: {len(sizes)} sizes for {len(items)} {what}")
+    if threads < 2 or len(items) < 2:
+        for item in items:
+            yield function(item)
+        return
+    with PeakMemory() as first:
+        result = function(items[0])
+    scale = max(sizes[1:]) / max(sizes[0], 1) if sizes is not None else 1.0
+    available = available_memory()
+    at_a_time = concurrent_items(threads, first.increase, scale, available)
+    log.info("%s: the first took %.2f GB at peak; the other %d run %d at a time (%.1f GB free)",
+             what, first.increase / 2**30, len(items) - 1, at_a_time, available / 2**30)
+    yield result
+    del result
+    rest = iter(items[1:])
+    if at_a_time == 1:
+        for item in rest:
+            yield function(item)
+        return
+    pool = ThreadPoolExecutor(max_workers=at_a_time, thread_name_prefix="lyskegle-by-date")
+    pending: deque[Future] = deque()
+    try:
+        for item in rest:
+            pending.append(pool.submit(function, item))
+            if len(pending) == at_a_time:
+                break
+        while pending:
+            done = pending.popleft().result()
+            for item in rest:  # one started for the one that finished
+                pending.append(pool.submit(function, item))
+                break
+            yield done
+            del done
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
