@@ -27,7 +27,8 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
-    criteria = Criteria(**load_section(args.params, "areas").model_dump())
+    params = load_section(args.params, "areas")
+    criteria = Criteria.of(params)
     min_cell = load_section(args.params, "privacy").min_cell
     read = lambda name, columns=None: io.read_parquet(args.ingested / f"{name}.parquet", columns=columns)  # noqa: E731
     tables = {
@@ -40,7 +41,7 @@ def main() -> None:
         "employment": read("employment", ["person_id", "first_month", "n_months"]),
     }
     log.info("read %d population rows, %d benefit runs", len(tables["population"]), len(tables["benefits"]))
-    table = area_indicators(**tables, western_countries=WESTERN_COUNTRIES, criteria=criteria)
+    table = area_indicators(**tables, western_countries=WESTERN_COUNTRIES, criteria=criteria, threads=params.threads)
     shown = suppress_area_table(table, min_cell)
     log.info("%d area-years; %d cells suppressed", len(shown), int(shown["suppressed_cells"].sum()))
     io.write_csv(shown, args.out)

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from lyskegle import io
+from lyskegle.concurrency import map_in_order
 from lyskegle.config import load_section
 from lyskegle.insights import (
     ATTRIBUTE_SOURCES,
@@ -104,7 +105,7 @@ def main() -> None:
     io.write_csv(stairwells, args.reports / "stairwells.csv")
 
     log.info("%s: subgroup discovery (at least %d persons each)", args.target, params.min_subgroup)
-    attributes = _readable_attributes(labelled, args.ingested, params.subgroup_top_citizenships)
+    attributes = _readable_attributes(labelled, args.ingested, params.subgroup_top_citizenships, params.threads)
     subgroups = discover_subgroups(
         attributes, params.subgroup_attributes, min_subgroup=max(params.min_subgroup, min_cell),
         max_conditions=params.subgroup_max_conditions, beam_width=params.subgroup_beam_width,
@@ -114,9 +115,10 @@ def main() -> None:
     log.info("%s: %d families, %d stairwells shown, %d subgroups", args.target, len(importance), len(stairwells), len(subgroups))
 
 
-def _readable_attributes(labelled: pd.DataFrame, ingested: Path, top_citizenships: int) -> pd.DataFrame:
-    """:func:`readable_attributes` of the labelled rows, one as-of date at a time: only that year's
-    population and the year before's education are read (each tens of millions of rows at 6M)."""
+def _readable_attributes(labelled: pd.DataFrame, ingested: Path, top_citizenships: int, threads: int) -> pd.DataFrame:
+    """:func:`readable_attributes` of the labelled rows, by as-of date: only that year's population
+    and the year before's education are read (each tens of millions of rows at 6M). Up to
+    ``threads`` dates at a time, as memory allows."""
     def read(name: str) -> pd.DataFrame:
         return io.read_parquet(ingested / f"{name}.parquet", columns=list(ATTRIBUTE_SOURCES[name]))
 
@@ -124,15 +126,18 @@ def _readable_attributes(labelled: pd.DataFrame, ingested: Path, top_citizenship
         return io.read_parquet_equal(ingested / f"{name}.parquet", "year", year, columns=list(ATTRIBUTE_SOURCES[name]))
 
     dwellings, benefits = read("dwellings"), read("benefits")
-    parts, positions = [], []
-    for as_of, at in sorted(labelled.groupby("as_of").indices.items()):
+
+    def at_date(date_rows: tuple[object, np.ndarray]) -> pd.DataFrame:
+        as_of, at = date_rows
         year = pd.Timestamp(as_of).year
         log.info("attributes of %d rows at %s", len(at), pd.Timestamp(as_of).date())
-        parts.append(attributes_known_at(labelled.iloc[at], read_year("population", year), dwellings,
-                                         read_year("education", year - 1), benefits))
-        positions.append(at)
+        return attributes_known_at(labelled.iloc[at], read_year("population", year), dwellings,
+                                   read_year("education", year - 1), benefits)
+
+    dates = sorted(labelled.groupby("as_of").indices.items())
+    parts = list(map_in_order(at_date, dates, threads, sizes=[len(at) for _, at in dates], what="attributes' as-of dates"))
     attributes = with_named_citizenship(concat_attributes(parts), top_citizenships)
-    order = np.concatenate(positions)
+    order = np.concatenate([at for _, at in dates])
     if np.any(np.diff(order) < 0):  # back in the labelled rows' order
         attributes = attributes.take(np.argsort(order, kind="stable")).reset_index(drop=True)
     return attributes

@@ -60,7 +60,7 @@ def main() -> None:
 
     report = load_section(args.params, "report")
     insights = load_section(args.params, "insights")
-    criteria = Criteria(**load_section(args.params, "areas").model_dump())
+    criteria = Criteria.of(load_section(args.params, "areas"))
     min_cell = load_section(args.params, "privacy").min_cell
     settings = ReportSettings(
         min_cell=min_cell, risk_bins=report.risk_bins, calibration_bins=report.calibration_bins,

@@ -15,6 +15,7 @@ import pytest
 
 from lyskegle.areas import Criteria, area_indicators, criteria_long, suppress_area_table
 from lyskegle.calendar import month_index, week_index
+from lyskegle.config import AreaParams
 
 WESTERN = {"5110", "5120"}  # Norway, Sweden: p3's 5432 (Iran) is non-Western
 
@@ -153,6 +154,18 @@ def test_population_rows_out_of_year_order_give_the_same_table(table):
     assert not shuffled["year"].is_monotonic_increasing
     pd.testing.assert_frame_equal(area_indicators(shuffled, *rest, western_countries=WESTERN, criteria=Criteria()),
                                   table)
+
+
+def test_years_computed_two_at_a_time_give_the_same_table(table):
+    town = _town()
+    assert table["year"].nunique() > 2
+    pd.testing.assert_frame_equal(area_indicators(*town, western_countries=WESTERN, criteria=Criteria(), threads=2),
+                                  table, check_exact=True)
+
+
+def test_the_criteria_are_the_thresholds_of_the_areas_params_and_nothing_else():
+    params = AreaParams(income_ratio=0.6, criteria_needed=2, threads=2)
+    assert Criteria.of(params) == Criteria(income_ratio=0.6, criteria_needed=2)
 
 
 def test_age_is_counted_at_1_january_of_each_year():

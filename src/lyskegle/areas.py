@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 import pandas as pd
 
 from lyskegle.calendar import month_index, week_index
+from lyskegle.concurrency import map_in_order
 from lyskegle.codes import CENSORING_CODES, GROUPS, is_public_support
 from lyskegle.countries import DENMARK
 from lyskegle.ids import datetimes, float_by_id, is_in, map_by_id, rows_of_years
@@ -42,6 +43,11 @@ class Criteria:
     basic_education_share: float = 0.50
     income_ratio: float = 0.55
     criteria_needed: int = 3
+
+    @classmethod
+    def of(cls, params: object) -> Criteria:
+        """The thresholds among ``params`` (the ``areas`` section, which holds other keys too)."""
+        return cls(**{field.name: getattr(params, field.name) for field in fields(cls)})
 
 
 #: criterion value column -> (threshold field, True when the criterion is met above the threshold)
@@ -90,6 +96,7 @@ def area_indicators(
     *,
     western_countries: Collection[str],
     criteria: Criteria,
+    threads: int = 1,
 ) -> pd.DataFrame:
     """One row per housing area and year with the criteria and the performance indicators.
 
@@ -104,7 +111,8 @@ def area_indicators(
     ``moves_in``, ``moves_out``, ``moves_within``, ``mean_years_in_dwelling``; and the elevator
     effect: ``persons_left_support``, ``move_out_rate_left_support``,
     ``persons_stayed_on_support``, ``move_out_rate_stayed_on_support``. Unknown values are NaN;
-    a two-year mean needs both years, the elevator effect needs the next year.
+    a two-year mean needs both years, the elevator effect needs the next year. Up to ``threads``
+    years are computed at a time, as memory allows (:func:`lyskegle.concurrency.map_in_order`).
     """
     people = residents_by_year(population, dwellings)
     years = sorted(people["year"].unique())
@@ -115,16 +123,18 @@ def area_indicators(
     area_of = ever.set_index(["year", "person_id"])["area"]
     dwelling_of = ever.set_index(["year", "person_id"])["dwelling_id"]
     del ever
-    frames = []
-    for year in years:
+
+    def of_year(year: int) -> pd.DataFrame | None:
         everyone = rows_of_years(people, year, first_year=year)
         residents = everyone[everyone["area"].notna()].copy()
         if residents.empty:
-            continue
-        frames.append(_criteria_of_year(
+            return None
+        return _criteria_of_year(
             int(year), residents, everyone, education, income, convictions,
             benefits, employment, western_countries,
-        ).join(_moves_of_year(int(year), residents, area_of, dwelling_of, benefits), how="left"))
+        ).join(_moves_of_year(int(year), residents, area_of, dwelling_of, benefits), how="left")
+
+    frames = [frame for frame in map_in_order(of_year, years, threads, what="areas' years") if frame is not None]
     if not frames:
         return pd.DataFrame(columns=["area", "year", "residents"])
     table = pd.concat(frames).reset_index().sort_values(["area", "year"], ignore_index=True)

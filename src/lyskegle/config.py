@@ -231,6 +231,7 @@ class ExpectedRateModelParams(Section):
 
 class InsightParams(Section):
     min_subgroup: int = Field(30, ge=1)
+    threads: int = Field(1, ge=1, le=64)
     random_state: int = Field(2015, ge=0)
     interval_level: float = Field(0.95, gt=0.5, lt=1)
     importance_metric: Literal["roc_auc", "average_precision"] = "roc_auc"
@@ -255,6 +256,7 @@ class AreaParams(Section):
     basic_education_share: float = Field(0.50, ge=0, le=1)
     income_ratio: float = Field(0.55, ge=0, le=10)
     criteria_needed: int = Field(3, ge=1, le=5)
+    threads: int = Field(1, ge=1, le=64)  # years computed at a time; not a criterion
 
 
 class ReportParams(Section):
