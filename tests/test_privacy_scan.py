@@ -196,6 +196,17 @@ def test_the_walker_names_each_file_with_a_planted_number(written_outputs):
     assert record["passed"] is False
 
 
+def test_files_scanned_two_at_a_time_give_the_same_record_in_the_walkers_order(written_outputs):
+    root = written_outputs
+    roots, exclude = [root / "data", root / "reports", root / "mlartifacts"], [root / "data" / "synthetic"]
+    one_by_one = identifier_scan.scan_outputs(roots, exclude, None, threads=1)
+    two_at_a_time = identifier_scan.scan_outputs(roots, exclude, None, threads=2)
+    assert two_at_a_time == one_by_one
+    walked = [str(p) for p in identifier_scan.files_to_scan(roots, exclude)]
+    hit_files = [hit["file"] for hit in two_at_a_time["files_with_hits"]]
+    assert len(hit_files) == 3 and hit_files == [p for p in walked if p in hit_files]
+
+
 def test_a_cpr_number_stored_as_an_integer_in_parquet_is_found_at_its_row(tmp_path):
     # 101701234 is 0101701234 without its leading zero; rows past the first batch are numbered on
     frame = pd.DataFrame({"amount": np.arange(2_000_000, dtype="int64"), "code": ["x"] * 2_000_000})

@@ -86,7 +86,7 @@ def concurrent_items(threads: int, first_increase: int, scale: float, available:
     """How many items to compute at a time after the first: ``threads`` when that many more items
     (each taking ``first_increase`` bytes times ``scale``, with :data:`MEMORY_MARGIN`) fit into
     ``available`` bytes, else as many as fit, at least one."""
-    need = max(first_increase, 1) * max(scale, 0.0) * MEMORY_MARGIN
+    need = max(max(first_increase, 1) * max(scale, 0.0) * MEMORY_MARGIN, 1.0)
     return max(1, min(threads, int(available // need)))
 
 

@@ -7,6 +7,7 @@ too). Reads files only; the raw PNR values of the extract are kept as digests in
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import json
@@ -23,6 +24,7 @@ import pyarrow.compute as pc
 from tqdm import tqdm
 
 from lyskegle import io, privacy
+from lyskegle.concurrency import map_in_order
 
 PNR_COLUMNS = ("PNR", "MOR_ID", "FAR_ID", "E_FAELLE_ID")
 #: count columns of a shown CSV table that must never hold 1..min_cell-1 persons
@@ -175,27 +177,44 @@ def scanned_megabytes(size: int) -> float:
 
 
 def scan_outputs(roots: list[Path], exclude: list[Path], known: privacy.ExtractIdentifiers | None,
-                 cache: ScanCache | None = None) -> dict:
+                 cache: ScanCache | None = None, threads: int = 2) -> dict:
     """The ``checks.identifier_scan`` record: files and bytes scanned, and hits by file.
 
     With a ``cache``, a file whose contents were scanned before (see :class:`ScanCache`) takes its
-    recorded findings; the record counts those files in ``files_from_cache``.
+    recorded findings; the record counts those files in ``files_from_cache``. The other files are
+    scanned up to ``threads`` at a time, as memory allows (:func:`lyskegle.concurrency.map_in_order`):
+    largest first, so that the scan measured before any run side by side is the one that needs the
+    most. The record is the same in any case.
     """
-    by_file, files, scanned_bytes, from_cache = [], 0, 0, 0
     paths = list(files_to_scan([r for r in roots if r.exists()], exclude))
-    for path in tqdm(paths, desc="identifier scan", unit="file", file=sys.stderr):
+    content: dict[Path, list[dict] | None] = {}  # None: not in the cache (or no cache)
+    keys: dict[Path, str] = {}
+    for path in paths:
         try:
-            key = cache.key(path) if cache is not None else None
-            content = cache.get(key) if key is not None else None
-            from_cache += content is not None
-            if content is None:
-                content = _content_hits(path, known)
-                if key is not None:
-                    cache.put(key, content)
-            hits = _name_hits(path, known) + content
-            scanned_bytes += path.stat().st_size
+            if cache is not None:
+                keys[path] = cache.key(path)
+            content[path] = cache.get(keys[path]) if cache is not None else None
         except FileNotFoundError:
             continue  # a temporary file that another writer renamed away meanwhile
+    from_cache = sum(found is not None for found in content.values())
+    sizes = {path: _size(path) for path, found in content.items() if found is None}
+    to_scan = sorted(sizes, key=lambda path: -sizes[path])
+    scans = map_in_order(functools.partial(_content_hits_if_there, known=known), to_scan, threads,
+                         sizes=[sizes[path] for path in to_scan], what="files scanned")
+    for path, found in zip(to_scan, tqdm(scans, total=len(to_scan), desc="identifier scan", unit="file", file=sys.stderr)):
+        content[path] = found
+        if found is not None and path in keys:
+            cache.put(keys[path], found)
+
+    by_file, files, scanned_bytes = [], 0, 0
+    for path in paths:
+        if content.get(path) is None:
+            continue  # gone before it could be read
+        try:
+            hits = _name_hits(path, known) + content[path]
+            scanned_bytes += path.stat().st_size
+        except FileNotFoundError:
+            continue
         files += 1
         if hits:
             kinds = sorted({h["kind"] for h in hits})
@@ -207,6 +226,21 @@ def scan_outputs(roots: list[Path], exclude: list[Path], known: privacy.ExtractI
         "megabytes": scanned_megabytes(scanned_bytes),
         "extract_pnr_values": known.size if known else 0, "files_with_hits": by_file, "passed": not by_file,
     }
+
+
+def _content_hits_if_there(path: Path, known: privacy.ExtractIdentifiers | None) -> list[dict] | None:
+    """:func:`_content_hits`, or None for a file that is gone."""
+    try:
+        return _content_hits(path, known)
+    except FileNotFoundError:
+        return None
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
 
 
 def shown_small_cells(paths: Iterable[Path], min_cell: int) -> list[dict]:
