@@ -15,6 +15,10 @@ stages again in an existing workspace, after copying the repository's current fi
 data stay). ``--until`` stops after the named stage. A stage whose process tree grows beyond
 ``--max-gib`` (default: the machine's memory less 1 GiB) is killed and reported as over the limit,
 so a size that does not fit stops before the machine runs out of memory.
+
+Before the first stage and after the last, it times a fixed reference workload
+(``measure.reference_seconds``): this machine's speed swings by up to half between days, so
+compare two runs' stage times only where their references agree.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ import psutil
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from measure import run_measured  # noqa: E402
+from measure import reference_seconds, run_measured  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
@@ -80,6 +84,9 @@ def main() -> None:
 
     print(f"lyskegle pipeline benchmark: {args.persons:,} persons, {psutil.cpu_count()} cores, "
           f"{psutil.virtual_memory().total / 2**30:.0f} GiB")
+    # the machine's speed varies between days: compare runs only beside their reference
+    reference_before = reference_seconds()
+    print(f"machine reference workload (measure.reference_seconds): {reference_before:.2f} s")
     # cores = CPU seconds (user + system, every thread) per wall second: how much of the machine a
     # stage keeps busy; 1.0 on two cores means the second core mostly idles
     print(f"{'stage':<28}{'wall s':>10}{'cpu s':>10}{'cores':>7}{'peak GiB':>10}")
@@ -106,6 +113,7 @@ def main() -> None:
         if code:
             sys.exit(1)
     print(f"{'total':<28}{total:>10.1f}{total_cpu:>10.1f}{total_cpu / total:>7.2f}{overall_peak / 2**30:>10.2f}")
+    print(f"machine reference workload: {reference_before:.2f} s before, {reference_seconds():.2f} s after")
 
 
 if __name__ == "__main__":

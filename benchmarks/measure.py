@@ -77,3 +77,32 @@ def _kill_tree(process: psutil.Process) -> None:
             member.kill()
         except psutil.NoSuchProcess:
             pass
+
+
+def reference_seconds(repeats: int = 3) -> float:
+    """Seconds this machine takes, at best of ``repeats``, for a fixed single-threaded piece of the
+    kind of work the stages do: a NumPy sort, a pandas group-by on integer keys and an Arrow hash
+    lookup of text ids, each on a few million values drawn with a fixed seed.
+
+    The development machine's speed swings by up to half between days, so a stage's time only means
+    something beside the reference measured in the same run: two runs whose references differ by
+    a third cannot be compared by their wall times.
+    """
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    rng = np.random.default_rng(2015)
+    values = rng.random(8_000_000)
+    keys = rng.integers(0, 200_000, 8_000_000)
+    ids = pa.array(np.char.add("p", rng.integers(0, 1_000_000, 2_000_000).astype("U7")).tolist(), pa.large_string())
+    vocabulary = pc.unique(ids)
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        np.sort(values, kind="stable")
+        pd.Series(values).groupby(keys).sum()
+        pc.index_in(ids, value_set=vocabulary)
+        best = min(best, time.perf_counter() - started)
+    return best
