@@ -123,6 +123,11 @@ def area_indicators(
     area_of = ever.set_index(["year", "person_id"])["area"]
     dwelling_of = ever.set_index(["year", "person_id"])["dwelling_id"]
     del ever
+    for lookup in (area_of, dwelling_of):
+        # pandas builds an index's lookup tables at first use, not safely from two threads at once
+        # (pandas-dev/pandas#21150); the years that run side by side must find them built
+        if len(lookup):
+            lookup.xs(lookup.index.levels[0][0], level="year")
 
     def of_year(year: int) -> pd.DataFrame | None:
         everyone = rows_of_years(people, year, first_year=year)

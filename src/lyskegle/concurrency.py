@@ -1,12 +1,13 @@
 """Per-date work on both cores, when the machine's memory allows it.
 
-The features and network stages compute one as-of date at a time from registers they hold once.
-Most of a date's work is in NumPy, pandas' typed kernels and Arrow, which run outside Python's
-lock, so two dates computed on two threads take about two thirds of the time of one after the
-other. Each date in flight holds its own working set, though: at national scale two of them do not
-fit beside the registers. :func:`map_in_order` therefore computes the first item alone, measures
-what it took, and runs the rest side by side only when that much again fits into the memory the
-machine has free.
+The features and network stages compute one as-of date at a time from registers they hold once;
+the areas stage one year at a time, the insights stage its subgroup attributes by date, and the
+identifier scan one file at a time. Most of that work is in NumPy, pandas' typed kernels and
+Arrow, which run outside Python's lock, so two items on two threads take about two thirds of the
+time of one after the other. Each item in flight holds its own working set, though: at national
+scale two of them may not fit beside the registers. :func:`map_in_order` therefore computes the
+first item alone, measures what it took, and runs the rest side by side only when that much again
+fits into the memory the machine has free.
 """
 
 from __future__ import annotations
@@ -106,6 +107,11 @@ def map_in_order(
     many items are in flight beside the one the caller holds. ``function`` must not modify what
     the items share. An error is raised where its item would have come; the items not yet started
     are then cancelled.
+
+    Running the first item alone also warms what the items share: pandas builds an index's hash
+    table at its first lookup, and two threads doing that at once can see it half built
+    (pandas-dev/pandas#21150, #25870). After the first item, the items that run side by side only
+    read what it built, as long as they look up the same shared tables it did.
     """
     if not items:
         return
