@@ -1,10 +1,12 @@
 import threading
 import time
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
-from lyskegle.concurrency import MEMORY_MARGIN, PeakMemory, concurrent_items, map_in_order
+from lyskegle import concurrency
+from lyskegle.concurrency import MEMORY_MARGIN, PeakMemory, concurrent_items, free_memory, map_in_order
 
 GB = 2**30
 
@@ -84,3 +86,38 @@ def test_peak_memory_sees_an_allocation_that_is_freed_again():
     with PeakMemory(interval_seconds=0.01) as quiet:
         time.sleep(0.05)
     assert quiet.increase < 50 * 2**20
+
+
+def _cgroup(folder, proc_line: str, files: dict[str, str]):
+    folder.mkdir(parents=True, exist_ok=True)
+    proc = folder / "cgroup"
+    proc.write_text(proc_line + "\n")
+    for name, text in files.items():
+        (folder / "sys" / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / "sys" / name).write_text(text)
+    return proc, folder / "sys"
+
+
+@pytest.fixture
+def machine_has_10_gb(monkeypatch):
+    monkeypatch.setattr(concurrency.psutil, "virtual_memory", lambda: SimpleNamespace(available=10 * GB))
+
+
+def test_free_memory_is_what_a_cgroup_v2_limit_leaves(tmp_path, machine_has_10_gb):
+    proc, root = _cgroup(tmp_path, "0::/job/7", {"job/7/memory.max": f"{3 * GB}\n", "job/7/memory.current": f"{GB}\n"})
+    assert free_memory(proc, root) == 2 * GB
+
+
+def test_free_memory_is_what_a_cgroup_v1_limit_leaves(tmp_path, machine_has_10_gb):
+    proc, root = _cgroup(tmp_path, "4:memory:/job/7", {"memory/job/7/memory.limit_in_bytes": str(5 * GB),
+                                                       "memory/job/7/memory.usage_in_bytes": str(4 * GB)})
+    assert free_memory(proc, root) == GB
+
+
+def test_free_memory_is_the_machines_without_a_cgroup_limit_or_under_a_larger_one(tmp_path, machine_has_10_gb):
+    v1, root = _cgroup(tmp_path / "v1", "4:memory:/", {"memory/memory.limit_in_bytes": "9223372036854771712",
+                                                       "memory/memory.usage_in_bytes": str(GB)})
+    v2, root2 = _cgroup(tmp_path / "v2", "0::/", {"memory.max": "max\n", "memory.current": str(GB)})
+    larger, root3 = _cgroup(tmp_path / "larger", "0::/", {"memory.max": str(64 * GB), "memory.current": str(GB)})
+    assert free_memory(v1, root) == free_memory(v2, root2) == free_memory(larger, root3) == 10 * GB
+    assert free_memory(tmp_path / "no-such-file", root) == 10 * GB

@@ -19,6 +19,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 from typing import TypeVar
 
 import psutil
@@ -83,6 +84,35 @@ def _release_free_memory() -> None:
         pass
 
 
+def free_memory(proc_cgroup: Path = Path("/proc/self/cgroup"), cgroup_root: Path = Path("/sys/fs/cgroup")) -> int:
+    """Bytes this process can still take: the machine's available memory, or less where a memory
+    cgroup limits it (a container or a batch job's share; ``/proc/meminfo``, which psutil reads,
+    shows the whole machine). Cgroup v2 (``memory.max``) and v1 (``memory.limit_in_bytes``); a
+    cgroup's usage counts its page cache too, so this errs on the small side."""
+    available = psutil.virtual_memory().available
+    try:
+        lines = proc_cgroup.read_text().splitlines()
+    except OSError:
+        return available
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        folder = path.lstrip("/")
+        if controllers == "":
+            limit_file, usage_file = cgroup_root / folder / "memory.max", cgroup_root / folder / "memory.current"
+        elif "memory" in controllers.split(","):
+            limit_file = cgroup_root / "memory" / folder / "memory.limit_in_bytes"
+            usage_file = cgroup_root / "memory" / folder / "memory.usage_in_bytes"
+        else:
+            continue
+        try:
+            limit, usage = limit_file.read_text().strip(), int(usage_file.read_text())
+        except (OSError, ValueError):
+            continue
+        if limit != "max" and int(limit) < 2**60:  # v1 writes "no limit" as a number near 2**63
+            available = min(available, max(int(limit) - usage, 0))
+    return available
+
+
 def concurrent_items(threads: int, first_increase: int, scale: float, available: int) -> int:
     """How many items to compute at a time after the first: ``threads`` when that many more items
     (each taking ``first_increase`` bytes times ``scale``, with :data:`MEMORY_MARGIN`) fit into
@@ -96,7 +126,7 @@ def map_in_order(
     items: Sequence[T],
     threads: int,
     sizes: Sequence[float] | None = None,
-    available_memory: Callable[[], int] = lambda: psutil.virtual_memory().available,
+    available_memory: Callable[[], int] = free_memory,
     what: str = "items",
 ) -> Iterator[R]:
     """``function(item)`` for each of ``items``, yielded in order, up to ``threads`` at a time.
