@@ -14,7 +14,9 @@ repository while a benchmark runs does not change what it measures. ``--only`` m
 stages again in an existing workspace, after copying the repository's current files into it (its
 data stay). ``--until`` stops after the named stage. A stage whose process tree grows beyond
 ``--max-gib`` (default: the machine's memory less 1 GiB) is killed and reported as over the limit,
-so a size that does not fit stops before the machine runs out of memory.
+so a size that does not fit stops before the machine runs out of memory. Each stage's log (its
+stderr: what it read, wrote and decided, such as how many as-of dates ran at a time) is kept in
+``WORKDIR/logs-persons-N/STAGE.log``.
 
 Before the first stage and after the last, it times a fixed reference workload
 (``measure.reference_seconds``): this machine's speed swings by up to half between days, so
@@ -101,19 +103,22 @@ def main() -> None:
     if args.until:
         chosen = chosen[:chosen.index(args.until) + 1] if args.until in chosen else chosen
     limit = int(args.max_gib * 2**30)
+    logs = args.workdir / f"logs-persons-{args.persons}"  # beside the workspace: not in its git or DVC
+    logs.mkdir(parents=True, exist_ok=True)
     for stage in chosen:
         force = ["--force"] if args.only else []  # measured again even where nothing it reads changed
         seconds, cpu, peak, code = run_measured([str(VENV_BIN / "dvc"), "repro", "--single-item", *force, stage],
-                                              workspace, env, 0.2, limit)
+                                              workspace, env, 0.2, limit, logs / f"{stage}.log")
         total += seconds
         total_cpu += cpu
         overall_peak = max(overall_peak, peak)
         failed = f"  FAILED: over {args.max_gib:.1f} GiB" if peak > limit else "  FAILED" if code else ""
         print(f"{stage:<28}{seconds:>10.1f}{cpu:>10.1f}{cpu / seconds:>7.2f}{peak / 2**30:>10.2f}{failed}", flush=True)
         if code:
-            sys.exit(1)
+            sys.exit(f"{stage} failed; its log: {logs / f'{stage}.log'}")
     print(f"{'total':<28}{total:>10.1f}{total_cpu:>10.1f}{total_cpu / total:>7.2f}{overall_peak / 2**30:>10.2f}")
     print(f"machine reference workload: {reference_before:.2f} s before, {reference_seconds():.2f} s after")
+    print(f"stage logs: {logs}")
 
 
 if __name__ == "__main__":

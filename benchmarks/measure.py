@@ -25,7 +25,8 @@ def tree_rss(process: psutil.Process) -> int:
 
 
 def run_measured(args: list[str], cwd: Path | None = None, env: dict[str, str] | None = None,
-                 interval: float = 0.1, limit: int | None = None) -> tuple[float, float, int, int]:
+                 interval: float = 0.1, limit: int | None = None,
+                 log: Path | None = None) -> tuple[float, float, int, int]:
     """Run ``args``: (wall seconds, CPU seconds, peak resident bytes, exit code).
 
     CPU time (user + system) comes from the kernel's account of waited-for children, so it counts
@@ -38,13 +39,23 @@ def run_measured(args: list[str], cwd: Path | None = None, env: dict[str, str] |
 
     ``limit`` (bytes): a process tree found above it is killed (exit code -9), so a run that would
     not fit stops before the machine runs out of memory. Its stderr is read while it runs (a full
-    pipe would stall it) and the last 4,000 characters are shown when it fails.
+    pipe would stall it) and the last 4,000 characters are shown when it fails. With ``log``, all
+    of it is also written to that file (a stage's log says what it decided, e.g. how many as-of
+    dates it ran at a time).
     """
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     child = subprocess.Popen(args, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     tail: collections.deque[str] = collections.deque(maxlen=8)  # the last few 1,024-character reads
-    reader = threading.Thread(target=lambda: tail.extend(iter(lambda: child.stderr.read(1024), "")), daemon=True)
+    log_file = log.open("w") if log is not None else None
+
+    def read() -> None:
+        for chunk in iter(lambda: child.stderr.read(1024), ""):
+            tail.append(chunk)
+            if log_file is not None:
+                log_file.write(chunk)
+
+    reader = threading.Thread(target=read, daemon=True)
     reader.start()
     watched = psutil.Process(child.pid)
     peak = 0
@@ -61,6 +72,8 @@ def run_measured(args: list[str], cwd: Path | None = None, env: dict[str, str] |
         time.sleep(interval)
     child.wait()
     reader.join()
+    if log_file is not None:
+        log_file.close()
     if child.returncode:
         sys.stderr.write("".join(tail)[-4000:])
     wall = time.perf_counter() - start

@@ -43,3 +43,12 @@ def test_a_run_writing_more_than_a_pipe_holds_to_stderr_is_not_stalled():
     worker.start()
     worker.join(60)  # a stalled child would wait for ever on its full pipe
     assert done and done[0][3] == 0
+
+
+def test_a_runs_stderr_is_kept_whole_in_its_log(tmp_path):
+    measure = _measure_module()
+    lines = [f"as-of date {i}: 2 at a time" for i in range(5000)]  # more than the tail keeps
+    chatty = [sys.executable, "-c", "import sys\nfor i in range(5000): sys.stderr.write(f'as-of date {i}: 2 at a time\\n')"]
+    _, _, _, code = measure.run_measured(chatty, interval=0.02, log=tmp_path / "stage.log")
+    assert code == 0
+    assert (tmp_path / "stage.log").read_text().splitlines() == lines
