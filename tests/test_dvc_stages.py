@@ -54,11 +54,25 @@ def test_the_import_walk_follows_imports_through_other_modules(tmp_path):
     assert {"src/lyskegle/labels.py", "src/lyskegle/ids.py"} <= modules_run_by(entry)
 
 
+def _entry_point(spec: dict) -> str:
+    return next(word for word in spec["cmd"].split() if word.startswith("pipelines/"))
+
+
 @pytest.mark.parametrize("stage", sorted(_stages()))
 def test_every_module_a_stage_runs_is_one_of_its_deps(stage):
     spec = _stages()[stage]
-    entry = next(word for word in spec["cmd"].split() if word.startswith("pipelines/"))
+    entry = _entry_point(spec)
     deps = {dep if isinstance(dep, str) else next(iter(dep)) for dep in spec["deps"]}
     assert entry in deps
     missing = sorted(modules_run_by(REPO / entry) - deps)
     assert not missing, f"dvc.yaml: stage {stage} runs {missing} but does not list them as deps"
+
+
+def test_every_stage_that_fits_or_scores_models_lets_waiting_openmp_threads_sleep():
+    # OMP_WAIT_POLICY is read once, when scikit-learn loads libgomp: it has to be in the stage's
+    # environment before Python starts (see the comment above the train stage in dvc.yaml)
+    model_stages = {name: spec for name, spec in _stages().items()
+                    if "src/lyskegle/models.py" in modules_run_by(REPO / _entry_point(spec))}
+    assert {"train", "audit", "insights"} <= set(model_stages)
+    spinning = [name for name, spec in model_stages.items() if spec["cmd"].split()[0] != "OMP_WAIT_POLICY=PASSIVE"]
+    assert not spinning, f"dvc.yaml: stage(s) {spinning} fit or score models without OMP_WAIT_POLICY=PASSIVE"
