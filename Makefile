@@ -4,6 +4,9 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# OpenMP threads sleep while they wait, as in the model stages of dvc.yaml (see the comment there):
+# the tests fit models in process too, and spinning threads slow them down beside any other work
+export OMP_WAIT_POLICY ?= PASSIVE
 
 .PHONY: install pipeline test test-fast ui bench clean
 
