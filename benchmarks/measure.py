@@ -47,7 +47,7 @@ def run_measured(args: list[str], cwd: Path | None = None, env: dict[str, str] |
     start = time.perf_counter()
     child = subprocess.Popen(args, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     tail: collections.deque[str] = collections.deque(maxlen=8)  # the last few 1,024-character reads
-    log_file = log.open("w") if log is not None else None
+    log_file = log.open("w", buffering=1) if log is not None else None  # line-buffered: readable while it runs
 
     def read() -> None:
         for chunk in iter(lambda: child.stderr.read(1024), ""):
