@@ -6,8 +6,8 @@ identifier scan one file at a time. Most of that work is in NumPy, pandas' typed
 Arrow, which run outside Python's lock, so two items on two threads take about two thirds of the
 time of one after the other. Each item in flight holds its own working set, though: at national
 scale two of them may not fit beside the registers. :func:`map_in_order` therefore computes the
-first item alone, measures what it took, and runs the rest side by side only when that much again
-fits into the memory the machine has free.
+first item alone, measures what it took, and runs the rest side by side only when the memory the
+machine has free holds each item in flight, at :data:`MEMORY_MARGIN` times that measure.
 """
 
 from __future__ import annotations
