@@ -275,3 +275,15 @@ def test_value_codes_of_categories_equal_factorizing_their_strings():
         expected_codes, expected_uniques = pd.factorize(column.astype("string").fillna("ukendt"), sort=True)
         assert list(uniques) == list(expected_uniques)
         np.testing.assert_array_equal(codes, expected_codes)
+
+
+def test_citizenships_are_named_per_code_as_row_by_row():
+    """Blanks around a code, missing codes, a code without a name and the pooled rest: the
+    citizenship named once per distinct code is, row for row, the name of each row's own code."""
+    raw = pd.Series([" 5422", "5422 ", "5100", None, "9999", "5454", "9999", "5422", "5160", None] * 30, dtype="string")
+    danish, english = insights._citizenship(insights._stripped(raw), top=2)
+    names = {None: "ukendt", "5100": "dansk", "5422": "Irak", "9999": "landekode 9999"}
+    expected = [names.get(None if pd.isna(code) else code.strip(), "andet land") for code in raw]
+    assert list(danish) == expected  # 5422 (3 rows per 10) and 9999 (2) are the two most frequent
+    assert set(english) == {"Irak", "country code 9999", "other country", "Danish", "unknown"}
+    assert list(danish.categories) == sorted(set(expected))

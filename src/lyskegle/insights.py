@@ -379,7 +379,7 @@ def attributes_known_at(
     put("age_band", *_bands(age, AGE_BANDS))
     put("sex", *_named(out["sex"], SEX_NAMES))
     put("origin", *_named(out["origin_type"], ORIGIN_NAMES))
-    result["citizenship"] = pd.Categorical(out["citizenship"].astype("string").str.strip())
+    result["citizenship"] = _stripped(out["citizenship"])
     put("education", *_named(out["education_group"], EDUCATION_NAMES))
     area = out["area"].astype("string")
     put("area", ("område " + area).fillna("uden for boligområde"), ("area " + area).fillna("outside housing areas"))
@@ -409,9 +409,7 @@ def with_named_citizenship(attributes: pd.DataFrame, top_citizenships: int) -> p
     the ``top_citizenships`` most frequent foreign ones by name, the rest as one group, and the
     English twin ``citizenship_en``. Columns in :data:`ATTRIBUTE_NAMES` order."""
     result = attributes.copy(deep=False)
-    danish, english = _citizenship(result["citizenship"], top_citizenships)
-    result["citizenship"] = pd.Categorical(np.asarray(danish, dtype=object))
-    result["citizenship_en"] = pd.Categorical(np.asarray(english, dtype=object))
+    result["citizenship"], result["citizenship_en"] = _citizenship(result["citizenship"], top_citizenships)
     return result[["person_id", "as_of", "label", *(c for a in ATTRIBUTE_NAMES for c in (a, f"{a}_en"))]]
 
 
@@ -430,18 +428,41 @@ def _named(values: pd.Series, names: Mapping[int, tuple[str, str]]) -> tuple[pd.
     return da, en
 
 
-def _citizenship(values: pd.Series, top: int) -> tuple[pd.Series, pd.Series]:
-    """The ``top`` most frequent foreign citizenships by name, the rest as one group."""
-    codes = values.astype("string").str.strip()
-    foreign = codes[codes.notna() & (codes != DENMARK)]
-    kept = set(foreign.value_counts().index[:top])
-    name = codes.map(lambda code: COUNTRY_NAMES.get(code, f"landekode {code}"), na_action="ignore")
-    da = pd.Series(np.where(codes.isin(kept), name, "andet land"), index=values.index, dtype="object")
-    da[codes == DENMARK] = "dansk"
-    da[codes.isna().to_numpy()] = "ukendt"
-    en = da.replace({"dansk": "Danish", "andet land": "other country", "ukendt": "unknown"})
-    en = en.str.replace("landekode", "country code")
-    return da, en
+def _stripped(values: pd.Series) -> pd.Categorical:
+    """``values`` as text without surrounding blanks, categorical (missing stays missing): each
+    distinct value is stripped once, not each of millions of rows."""
+    row_code, distinct = pd.factorize(values.astype("string"))
+    stripped = pd.Categorical(pd.Series(distinct, dtype="string").str.strip().array)
+    return pd.Categorical.from_codes(np.where(row_code >= 0, stripped.codes[row_code], -1), dtype=stripped.dtype)
+
+
+def _citizenship(values: pd.Series, top: int) -> tuple[pd.Categorical, pd.Categorical]:
+    """The ``top`` most frequent foreign citizenships by name, the rest as one group; Danish and
+    English, as categoricals. Each distinct country code is named once, not each row."""
+    row_code, distinct = pd.factorize(values, use_na_sentinel=True)
+    codes = pd.Series(np.asarray(distinct, dtype=object), dtype="string").str.strip()
+    # the rows of each stripped code, in order of first appearance: the order value_counts breaks ties in
+    rows = pd.Series(np.bincount(row_code[row_code >= 0], minlength=len(codes))).groupby(codes.to_numpy(), sort=False).sum()
+    foreign = rows[rows.index != DENMARK]
+    kept = set(foreign.sort_values(ascending=False).index[:top])
+    danish = np.array([
+        "dansk" if code == DENMARK else COUNTRY_NAMES.get(code, f"landekode {code}") if code in kept else "andet land"
+        for code in codes
+    ] + ["ukendt"], dtype=object)  # the last: rows without a code
+    english = pd.Series(danish).replace({"dansk": "Danish", "andet land": "other country", "ukendt": "unknown"})
+    english = english.str.replace("landekode", "country code").to_numpy(dtype=object)
+    at = np.where(row_code >= 0, row_code, len(codes))
+    present = np.bincount(at, minlength=len(danish)) > 0  # a category only for a name some row has
+    return tuple(_categorical_of(names, present, at) for names in (danish, english))
+
+
+def _categorical_of(names: np.ndarray, present: np.ndarray, at: np.ndarray) -> pd.Categorical:
+    """``pd.Categorical(names[at])``, made from the few distinct ``names`` (``present``: those that
+    ``at`` takes) instead of from millions of rows."""
+    distinct = pd.Categorical(names[present])
+    code_of_name = np.full(len(names), -1)
+    code_of_name[present] = distinct.codes
+    return pd.Categorical.from_codes(code_of_name[at], dtype=distinct.dtype)
 
 
 def _support_weeks_last_year(
