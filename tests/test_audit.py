@@ -561,3 +561,16 @@ def test_a_fairness_table_of_some_attributes_has_their_rows_of_the_full_table():
     assert set(origin["attribute"]) == {"overall", "origin_group"}
     expected = full[full["attribute"].isin(["overall", "origin_group"])].reset_index(drop=True)
     pd.testing.assert_frame_equal(origin.reset_index(drop=True), expected)
+
+
+def test_distinct_rows_are_numpys_unique_rows_in_the_same_order():
+    from lyskegle.audit import _distinct_rows
+
+    rng = np.random.default_rng(3)
+    for width, high in ((1, 5), (3, 40), (2, 2**40)):  # the last does not pack into int64: NumPy's own way
+        matrix = rng.integers(-1, high, size=(500, width))
+        matrix[rng.random(500) < 0.3, -1] = -1  # persons with fewer rows than the widest
+        classes, sizes = _distinct_rows(matrix)
+        expected_classes, expected_sizes = np.unique(matrix, axis=0, return_counts=True)
+        np.testing.assert_array_equal(classes, expected_classes)
+        np.testing.assert_array_equal(sizes, expected_sizes)

@@ -325,13 +325,31 @@ def person_classes(person_of_row: np.ndarray, cell_of_row: np.ndarray) -> tuple[
     rank = np.arange(len(person)) - np.repeat(np.cumsum(rows_per_person) - rows_per_person, rows_per_person)
     signature = np.full((persons, int(rows_per_person.max(initial=0))), -1, dtype=np.int64)
     signature[person, rank] = cell
-    classes, sizes = np.unique(signature, axis=0, return_counts=True)
+    classes, sizes = _distinct_rows(signature)
     held = classes >= 0
     incidence = sparse.csr_matrix(
         (np.ones(int(held.sum())), (np.nonzero(held)[0], classes[held])),
         shape=(len(classes), int(cell_of_row.max(initial=-1)) + 1),
     )
     return incidence, sizes
+
+
+def _distinct_rows(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(matrix, axis=0, return_counts=True)`` for a matrix of integers of at least -1.
+
+    Where a row's values fit, each row is packed into one int64 that sorts as the row does: NumPy
+    sorts rows as records, about 7 s of a million persons' fairness table, and int64 keys in a
+    fraction of that.
+    """
+    width = matrix.shape[1]
+    base = int(matrix.max(initial=-1)) + 2
+    if width == 0 or base ** width >= 2 ** 63:
+        return np.unique(matrix, axis=0, return_counts=True)
+    keys = np.zeros(len(matrix), dtype=np.int64)
+    for column in matrix.T:
+        keys = keys * base + (column + 1)
+    _, first, counts = np.unique(keys, return_index=True, return_counts=True)
+    return matrix[first], counts
 
 
 # --- the fairness table ---------------------------------------------------------------------------
@@ -371,7 +389,8 @@ def fairness_table(predictions: pd.DataFrame, rule: FairnessRule, rng: np.random
     tables = []
     for attribute in groups.columns:
         figures = group_figures(labels, flagged, scores, groups[attribute])
-        figures["persons"] = predictions.groupby(groups[attribute].to_numpy())["person_id"].nunique()
+        # on the int codes: grouping a million text ids hashes them again for every attribute
+        figures["persons"] = pd.Series(person_codes).groupby(groups[attribute].to_numpy()).nunique()
         figures["negatives"] = figures["predictions"] - figures["positives"]
         replicates = {}
         if rule.bootstrap_samples > 0:
