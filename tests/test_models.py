@@ -121,6 +121,25 @@ def test_reading_only_the_cohort_rows_changes_no_labelled_row(tmp_path):
     pd.testing.assert_frame_equal(labelled_rows(read, cohorts, "exit_26w")[0], labelled_rows(every, cohorts, "exit_26w")[0])
 
 
+def test_the_cohort_filter_matches_a_person_only_at_the_cohorts_own_date():
+    dates = [dt.date(2020, 1, 6), dt.date(2021, 1, 4), dt.date(2022, 1, 3)]
+    cohorts = pd.DataFrame({
+        "target": ["exit_26w"] * 4 + ["self_sufficient"],
+        "as_of": [dates[0], dates[1], dates[1], dates[0], dates[2]],
+        "person_id": ["p1", "p2", "p3", "p4", "p1"],
+        "label": pd.array([1, 0, 1, None, 1], dtype="Int8"),  # p4: no label, so not usable
+        "censored": [False, False, True, False, False],  # p3 censored
+    })
+    # one part holding several dates, in no order, with Arrow text as the features table has
+    features = pd.DataFrame({
+        "as_of": pd.array([dates[1], dates[0], dates[0], dates[1], dates[2], dates[0], dates[1]], dtype="date32[pyarrow]"),
+        "person_id": pd.array(["p1", "p1", "p2", "p2", "p1", "p4", "p3"], dtype="string[pyarrow]"),
+    })
+    keep = cohort_filter(cohorts, "exit_26w")(features)
+    assert keep.tolist() == [False, True, False, True, False, False, False]
+    assert not cohort_filter(cohorts.iloc[:0], "exit_26w")(features).any()
+
+
 def test_model_inputs_are_plain_floats_and_strings_and_leave_the_input_alone():
     rows = pd.DataFrame({"x": pd.array([1, None], dtype="Int16"), "stairwell_id": pd.array(["s1", None], dtype="string")})
     before = rows.copy()
