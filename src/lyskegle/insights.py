@@ -428,21 +428,29 @@ def _named(values: pd.Series, names: Mapping[int, tuple[str, str]]) -> tuple[pd.
     return da, en
 
 
+def _stripped_codes(values: pd.Series) -> tuple[np.ndarray, pd.Series]:
+    """``values`` as text without surrounding blanks, coded: each row's position among the distinct
+    stripped texts (-1 where missing), and those texts in order of first appearance. Each distinct
+    value is stripped once, not each of millions of rows."""
+    row_code, distinct = pd.factorize(values)
+    stripped = pd.Series(np.asarray(distinct, dtype=object), dtype="string").str.strip()
+    code_of_distinct, texts = pd.factorize(stripped)  # values that differ only in blanks become one
+    return np.where(row_code >= 0, code_of_distinct[row_code], -1), pd.Series(texts, dtype="string")
+
+
 def _stripped(values: pd.Series) -> pd.Categorical:
-    """``values`` as text without surrounding blanks, categorical (missing stays missing): each
-    distinct value is stripped once, not each of millions of rows."""
-    row_code, distinct = pd.factorize(values.astype("string"))
-    stripped = pd.Categorical(pd.Series(distinct, dtype="string").str.strip().array)
-    return pd.Categorical.from_codes(np.where(row_code >= 0, stripped.codes[row_code], -1), dtype=stripped.dtype)
+    """``values`` as text without surrounding blanks, categorical (missing stays missing)."""
+    row_code, texts = _stripped_codes(values)
+    categories = pd.Categorical(texts.array)
+    return pd.Categorical.from_codes(np.where(row_code >= 0, categories.codes[row_code], -1), dtype=categories.dtype)
 
 
 def _citizenship(values: pd.Series, top: int) -> tuple[pd.Categorical, pd.Categorical]:
     """The ``top`` most frequent foreign citizenships by name, the rest as one group; Danish and
     English, as categoricals. Each distinct country code is named once, not each row."""
-    row_code, distinct = pd.factorize(values, use_na_sentinel=True)
-    codes = pd.Series(np.asarray(distinct, dtype=object), dtype="string").str.strip()
-    # the rows of each stripped code, in order of first appearance: the order value_counts breaks ties in
-    rows = pd.Series(np.bincount(row_code[row_code >= 0], minlength=len(codes))).groupby(codes.to_numpy(), sort=False).sum()
+    row_code, codes = _stripped_codes(values)
+    # rows per code, the codes in order of first appearance: the order value_counts breaks ties in
+    rows = pd.Series(np.bincount(row_code[row_code >= 0], minlength=len(codes)), index=codes.to_numpy(dtype=object))
     foreign = rows[rows.index != DENMARK]
     kept = set(foreign.sort_values(ascending=False).index[:top])
     danish = np.array([
