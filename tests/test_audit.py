@@ -410,6 +410,22 @@ def test_the_stage_writes_a_failed_verdict_with_every_reason_and_exits_non_zero(
     assert shown.loc[(shown["attribute"] == "sex") & (shown["group"] == "2"), "passed"].item() == False  # noqa: E712
 
 
+@pytest.mark.parametrize("room", [True, False], ids=["pnr-beside-fairness", "pnr-after"])
+def test_the_verdict_is_the_same_whether_the_pnr_values_are_read_beside_the_fairness_table_or_after(
+        stage_files, monkeypatch, room):
+    frame = predictions([("1", 100, 40, 20), ("2", 100, 0, 20)])
+    io.write_parquet(frame, stage_files / "models" / "test_predictions.parquet")
+    (stage_files / "reports" / "leak.txt").write_text("id 6101701234\n", encoding="utf-8")
+    assert _audit_stage().main(_argv(stage_files)) == 1
+    reports = {name: (stage_files / "reports" / name).read_bytes() for name in ("audit.json", "fairness.csv")}
+
+    decided = []
+    monkeypatch.setattr("lyskegle.concurrency.room_for", lambda need: decided.append(need) or room)
+    assert _audit_stage().main(_argv(stage_files)) == 1
+    assert len(decided) == 1 and decided[0] > 0
+    assert {name: (stage_files / "reports" / name).read_bytes() for name in reports} == reports
+
+
 def test_the_stage_passes_a_fair_model_and_compares_with_origin(stage_files):
     frame = predictions([("1", 100, 20, 20), ("2", 100, 20, 20)])
     io.write_parquet(frame, stage_files / "models" / "test_predictions.parquet")

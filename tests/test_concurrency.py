@@ -59,6 +59,12 @@ def test_how_many_at_a_time_follows_the_first_items_peak_scaled_by_size():
     assert concurrent_items(2, GB, 1.0, 0) == 1
 
 
+def test_work_goes_beside_the_rest_only_when_the_free_memory_holds_it_with_the_margin():
+    assert concurrency.room_for(GB, available_memory=lambda: int(MEMORY_MARGIN * GB))
+    assert not concurrency.room_for(GB, available_memory=lambda: int(MEMORY_MARGIN * GB) - 1)
+    assert concurrency.room_for(0, available_memory=lambda: 0)
+
+
 def test_an_error_comes_where_its_item_would_have_and_later_items_are_not_yielded():
     def function(item: int) -> int:
         if item == 3:

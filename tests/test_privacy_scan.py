@@ -231,6 +231,18 @@ def test_extract_pnr_values_are_read_from_every_register_file(written_outputs):
     assert find_identifiers(f"x {SYNTHETIC_CPR}", known) == [(2, EXTRACT_PNR)]
 
 
+def test_privacy_checks_use_digests_read_before_and_do_not_read_the_extract_again(written_outputs, monkeypatch):
+    root = written_outputs
+    known = identifier_scan.extract_pnr_values(root / "data" / "synthetic")
+    monkeypatch.setattr(identifier_scan, "extract_pnr_values", lambda folder: pytest.fail("read the extract again"))
+    roots, exclude = [root / "data", root / "reports", root / "mlartifacts"], [root / "data" / "synthetic"]
+    checks, reasons = identifier_scan.privacy_checks(roots, exclude, root / "data" / "synthetic", 5, known=known)
+    assert checks["identifier_scan"]["extract_pnr_values"] == known.size == 1
+    # the PNR hidden in a hex-like word is found only with the extract's own values
+    assert "reports/clean.json" in _hits_by_file(checks["identifier_scan"], root)
+    assert any("clean.json" in reason for reason in reasons["identifier_scan"])
+
+
 def _scan_stage():
     import importlib.util
 

@@ -121,6 +121,15 @@ def concurrent_items(threads: int, first_increase: int, scale: float, available:
     return max(1, min(threads, int(available // need)))
 
 
+def room_for(need: int, available_memory: Callable[[], int] = free_memory) -> bool:
+    """True when the memory free now holds ``need`` bytes of extra work, with :data:`MEMORY_MARGIN`."""
+    available = available_memory()
+    fits = available >= max(need, 0) * MEMORY_MARGIN
+    log.info("%.1f GB of work beside the rest, %.1f GB free: %s", need / 2**30, available / 2**30,
+             "side by side" if fits else "one after the other")
+    return fits
+
+
 def map_in_order(
     function: Callable[[T], R],
     items: Sequence[T],

@@ -265,16 +265,19 @@ def shown_small_cells(paths: Iterable[Path], min_cell: int) -> list[dict]:
 
 
 def privacy_checks(roots: list[Path], exclude: list[Path], extract_folder: Path,
-                   min_cell: int, cache_folder: Path | None = None) -> tuple[dict[str, dict], dict[str, list[str]]]:
+                   min_cell: int, cache_folder: Path | None = None,
+                   known: privacy.ExtractIdentifiers | None = None) -> tuple[dict[str, dict], dict[str, list[str]]]:
     """The identifier scan and the shown-small-cells check over ``roots``: ``(checks, reasons)``.
 
     ``checks`` has the records ``identifier_scan`` and ``small_cells``; ``reasons`` the failure
     reasons of each (empty lists when they pass). The extract folder itself is never scanned; its
     raw PNR values are what the scan looks for. An extract without PNR values fails, since a scan
     for nothing would pass silently. With ``cache_folder``, findings are reused by contents
-    (:class:`ScanCache`).
+    (:class:`ScanCache`). ``known``: the extract's PNR digests when the caller has read them
+    already (:func:`extract_pnr_values` of ``extract_folder``); otherwise they are read here.
     """
-    known = extract_pnr_values(extract_folder)
+    if known is None:
+        known = extract_pnr_values(extract_folder)
     exclude = [*exclude, extract_folder]
     cache = ScanCache(cache_folder, known) if cache_folder is not None else None
     checks = {"identifier_scan": scan_outputs(roots, exclude, known, cache)}
