@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
 
     training = _training_inputs(args)
     checks["overfitting"], reasons["overfitting"] = _overfitting(training, predictions, params.max_train_test_auc_gap)
-    origin = _origin_comparison(params.compare_with_origin, training, rule, args.params)
+    origin = _origin_comparison(params.compare_with_origin, training, rule, args.params, len(predictions))
     del training  # millions of feature rows at national scale; the scan below needs its own memory
     io.write_json(origin, args.origin_comparison)
     checks["origin_comparison"] = {"ran": origin["ran"], "file": str(args.origin_comparison)}
@@ -194,7 +194,8 @@ def _overfitting(training: dict | None, predictions: pd.DataFrame, max_gap: floa
     return check, reason
 
 
-def _origin_comparison(wanted: bool, training: dict | None, rule: audit.FairnessRule, params_path: Path) -> dict:
+def _origin_comparison(wanted: bool, training: dict | None, rule: audit.FairnessRule, params_path: Path,
+                       test_rows: int) -> dict:
     if not wanted:
         return {"ran": False, "reason": "audit.compare_with_origin is false"}
     if training is None:
@@ -210,6 +211,9 @@ def _origin_comparison(wanted: bool, training: dict | None, rule: audit.Fairness
         training["rows"], training["families"], Candidate(chosen["kind"], dict(chosen["settings"])),
         training["train_as_of"], training["test_as_of"], train.random_state, encoder,
         dataclasses.replace(rule, bootstrap_samples=0), max_fit_rows=train.max_fit_rows,
+        # a second fit in flight holds its test scores and origin figures: under what a fairness
+        # table of the test rows takes
+        side_by_side=concurrency.room_for(FAIRNESS_BYTES_PER_PREDICTION * test_rows),
     )
 
 

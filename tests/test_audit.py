@@ -410,8 +410,8 @@ def test_the_stage_writes_a_failed_verdict_with_every_reason_and_exits_non_zero(
     assert shown.loc[(shown["attribute"] == "sex") & (shown["group"] == "2"), "passed"].item() == False  # noqa: E712
 
 
-@pytest.mark.parametrize("room", [True, False], ids=["pnr-beside-fairness", "pnr-after"])
-def test_the_verdict_is_the_same_whether_the_pnr_values_are_read_beside_the_fairness_table_or_after(
+@pytest.mark.parametrize("room", [True, False], ids=["side-by-side", "one-after-the-other"])
+def test_the_verdict_is_the_same_whether_the_audits_parts_run_side_by_side_or_one_after_the_other(
         stage_files, monkeypatch, room):
     frame = predictions([("1", 100, 40, 20), ("2", 100, 0, 20)])
     io.write_parquet(frame, stage_files / "models" / "test_predictions.parquet")
@@ -422,7 +422,8 @@ def test_the_verdict_is_the_same_whether_the_pnr_values_are_read_beside_the_fair
     decided = []
     monkeypatch.setattr("lyskegle.concurrency.room_for", lambda need: decided.append(need) or room)
     assert _audit_stage().main(_argv(stage_files)) == 1
-    assert len(decided) == 1 and decided[0] > 0
+    # the PNR read beside the fairness table, the origin comparison's second fit beside the first
+    assert len(decided) == 2 and min(decided) > 0
     assert {name: (stage_files / "reports" / name).read_bytes() for name in reports} == reports
 
 
@@ -464,6 +465,23 @@ def test_the_origin_refits_use_at_most_the_training_sample_size(stage_files):
     sampled = origin_comparison(rows, families, chosen, TRAIN_AS_OF, TEST_AS_OF, 0, None, rule, max_fit_rows=100)
     every = origin_comparison(rows, families, chosen, TRAIN_AS_OF, TEST_AS_OF, 0, None, rule)
     assert "the same 100 training rows" in sampled["fit"] and "the same 400 training rows" in every["fit"]
+
+
+@pytest.mark.parametrize("kind, settings", [("logistic", {"C": 1.0, "max_iter": 200}),
+                                            ("hist_gradient_boosting", {"max_iter": 20})])
+def test_the_origin_refits_give_the_same_comparison_side_by_side(stage_files, kind, settings):
+    from lyskegle.audit import FairnessRule, origin_comparison
+    from lyskegle.models import labelled_rows
+
+    rows, _ = labelled_rows(io.read_parquet(stage_files / "features.parquet"),
+                            io.read_parquet(stage_files / "cohorts.parquet"), "exit_26w")
+    families = io.read_json(stage_files / "families.json")
+    rule = FairnessRule(top_k_percent=20, ratio_bounds=(0.8, 1.25), min_cell=5, min_expected_events=10,
+                        bootstrap_samples=0, confidence=0.95, reference_groups={})
+    compare = [origin_comparison(rows, families, Candidate(kind, settings), TRAIN_AS_OF, TEST_AS_OF, 0, None, rule,
+                                 side_by_side=side) for side in (False, True)]
+    assert compare[0]["ran"] and compare[0]["with_origin"]["inputs"] == compare[0]["without_origin"]["inputs"] + 1
+    assert compare[1] == compare[0]
 
 
 def test_without_the_training_inputs_the_overfitting_check_fails_plainly(stage_files):
