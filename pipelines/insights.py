@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -71,48 +72,71 @@ def main() -> None:
     sampled = sampled_cohort(cohorts, args.target, train_as_of, params.expected_model.max_fit_rows, params.random_state)
     picked, _ = labelled_rows(keys, sampled, args.target)
     del cohorts, sampled, keys
-    test = _features_of(args.features, picked[on_dates(picked["as_of"], test_as_of)])
-    train = _features_of(args.features, picked[on_dates(picked["as_of"], train_as_of)])
-    del picked
-    if test.empty or train.empty:
-        raise ValueError(f"{args.target}: no labelled rows at the model's training or test as-of dates "
-                         f"({info['train_as_of']} / {info['test_as_of']})")
-    log.info("%s: %d labelled rows; the expected-rate model fits on %d training rows; %d test rows",
-             args.target, len(labelled), len(train), len(test))
-
     roles = ColumnRoles(
         numeric=tuple(info["inputs"]["numeric"]),
         categorical=tuple(info["inputs"].get("categorical", [])),
         stairwell=info["inputs"].get("stairwell"),
     )
-    log.info("%s: grouped permutation importance (%d repeats)", args.target, params.importance_repeats)
+    # The subgroups need only the labelled rows' keys and the residents' registers: they are found
+    # on a thread beside the model work (reading the features, the permutation importance, the
+    # model without stairwells), which one after the other left much of the second core idle.
+    # Their per-date attributes run as many at a time as the memory then free allows.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lyskegle-subgroups") as pool:
+        subgroups_found = pool.submit(_subgroups, labelled, args.ingested, params, min_cell, args.target)
+        test = _features_of(args.features, picked[on_dates(picked["as_of"], test_as_of)])
+        train = _features_of(args.features, picked[on_dates(picked["as_of"], train_as_of)])
+        del picked
+        if test.empty or train.empty:
+            raise ValueError(f"{args.target}: no labelled rows at the model's training or test as-of dates "
+                             f"({info['train_as_of']} / {info['test_as_of']})")
+        log.info("%s: %d labelled rows; the expected-rate model fits on %d training rows; %d test rows",
+                 args.target, len(labelled), len(train), len(test))
+        importance = _family_importance(model, test, families, roles, params, min_cell, args.target)
+        io.write_csv(importance, args.reports / "feature_families.csv")
+        stairwells = _stairwells(train, test, families, roles, params, min_cell, args.target)
+        io.write_csv(stairwells, args.reports / "stairwells.csv")
+        subgroups = subgroups_found.result()
+    io.write_csv(subgroups, args.reports / "subgroups.csv")
+    log.info("%s: %d families, %d stairwells shown, %d subgroups", args.target, len(importance), len(stairwells),
+             len(subgroups))
+
+
+def _family_importance(model, test: pd.DataFrame, families: dict[str, str], roles: ColumnRoles, params,
+                       min_cell: int, target: str) -> pd.DataFrame:
+    """Grouped permutation importance on the test rows, as shown (too few rows: suppressed)."""
+    log.info("%s: grouped permutation importance (%d repeats)", target, params.importance_repeats)
     importance = family_importance(
         model, test, test["label"].to_numpy(), families,
         repeats=params.importance_repeats, max_rows=params.importance_rows, metric=params.importance_metric,
         level=params.interval_level, random_state=params.random_state, prepare=lambda rows: model_inputs(rows, roles),
     )
     # an importance is an aggregate over the sampled rows: it is shown only if they are enough
-    importance = suppress_small_cells(importance, "rows", min_cell, ["importance", "interval_low", "interval_high"], total_groups=None)
-    io.write_csv(importance.drop(columns="suppressed"), args.reports / "feature_families.csv")
+    importance = suppress_small_cells(importance, "rows", min_cell, ["importance", "interval_low", "interval_high"],
+                                      total_groups=None)
+    return importance.drop(columns="suppressed")
 
-    log.info("%s: stairwell effects against a model without stairwell features", args.target)
+
+def _stairwells(train: pd.DataFrame, test: pd.DataFrame, families: dict[str, str], roles: ColumnRoles, params,
+                min_cell: int, target: str) -> pd.DataFrame:
+    """Stairwell effects on the test rows against a model without stairwell features."""
+    log.info("%s: stairwell effects against a model without stairwell features", target)
     settings = ExpectedModelSettings(**params.expected_model.model_dump(exclude={"max_fit_rows"}),
                                      random_state=params.random_state)
-    test["expected"] = expected_without_stairwell(train, train["label"].to_numpy(), test, families, settings,
-                                                  candidates=roles.numeric)
-    stairwells = stairwell_effects(test[["stairwell_id", "person_id", "label", "expected"]], min_persons=min_cell,
-                                   level=params.interval_level)
-    io.write_csv(stairwells, args.reports / "stairwells.csv")
+    expected = expected_without_stairwell(train, train["label"].to_numpy(), test, families, settings,
+                                          candidates=roles.numeric)
+    return stairwell_effects(test[["stairwell_id", "person_id", "label"]].assign(expected=expected),
+                             min_persons=min_cell, level=params.interval_level)
 
-    log.info("%s: subgroup discovery (at least %d persons each)", args.target, params.min_subgroup)
-    attributes = _readable_attributes(labelled, args.ingested, params.subgroup_top_citizenships, params.threads)
-    subgroups = discover_subgroups(
+
+def _subgroups(labelled: pd.DataFrame, ingested: Path, params, min_cell: int, target: str) -> pd.DataFrame:
+    """Subgroup discovery on the readable attributes of the labelled rows."""
+    log.info("%s: subgroup discovery (at least %d persons each)", target, params.min_subgroup)
+    attributes = _readable_attributes(labelled, ingested, params.subgroup_top_citizenships, params.threads)
+    return discover_subgroups(
         attributes, params.subgroup_attributes, min_subgroup=max(params.min_subgroup, min_cell),
         max_conditions=params.subgroup_max_conditions, beam_width=params.subgroup_beam_width,
         results=params.subgroup_results, level=params.interval_level,
     )
-    io.write_csv(subgroups, args.reports / "subgroups.csv")
-    log.info("%s: %d families, %d stairwells shown, %d subgroups", args.target, len(importance), len(stairwells), len(subgroups))
 
 
 def _readable_attributes(labelled: pd.DataFrame, ingested: Path, top_citizenships: int, threads: int) -> pd.DataFrame:
