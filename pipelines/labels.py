@@ -37,7 +37,7 @@ def main() -> None:
     population = io.read_parquet(args.ingested / "population.parquet", columns=["person_id", "year", "birth_date"])
     log.info("read %d benefit runs and %d population rows", len(benefits), len(population))
 
-    labels = make_labels(benefits, population, params, extract["first_week"], extract["last_week"])
+    labels = make_labels(benefits, population, params, extract["first_week"], extract["last_week"], params.threads)
     io.write_parquet(labels.spells, args.out / "spells.parquet")
     io.write_parquet(labels.cohorts, args.out / "cohorts.parquet")
     io.write_json(summarise(labels, min_cell), args.summary)

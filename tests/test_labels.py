@@ -238,10 +238,11 @@ def test_as_of_dates_whose_windows_do_not_fit_the_data_are_skipped():
     assert as_of_fits_data("self_sufficient", AS_OF, p, A - 1, A + 50) == "label window runs past the data"
 
 
-def test_make_labels_builds_both_cohorts_and_skips_dates_past_the_data():
+@pytest.mark.parametrize("threads", [1, 2])
+def test_make_labels_builds_both_cohorts_and_skips_dates_past_the_data(threads):
     benefits = runs(("a", CASH, A - 5, A + 40), ("b", CASH, A + 10, A + 13))
     pop = pd.concat([population({"a": ADULT, "b": ADULT}, year) for year in (2016, 2017)])
-    out = make_labels(benefits, pop, params(), A - 60, A + 60)
+    out = make_labels(benefits, pop, params(), A - 60, A + 60, threads)
     assert out.skipped[["target", "as_of"]].values.tolist() == [
         ["exit_26w", dt.date(2017, 1, 2)], ["self_sufficient", dt.date(2017, 1, 2)]]
     rows = out.cohorts
@@ -252,11 +253,12 @@ def test_make_labels_builds_both_cohorts_and_skips_dates_past_the_data():
     assert str(out.cohorts["label"].dtype) == "Int8" and str(out.cohorts["spell_first_week"].dtype) == "Int32"
 
 
-def test_cohorts_come_in_target_order_then_as_of_order_whatever_order_they_are_computed_in():
+@pytest.mark.parametrize("threads", [1, 2])
+def test_cohorts_come_in_target_order_then_as_of_order_whatever_order_they_are_computed_in(threads):
     later = dt.date(2017, 1, 2)
     benefits = runs(("a", CASH, A - 5, A + 40), ("b", CASH, A + 45, A + 60))
     pop = pd.concat([population({"a": ADULT, "b": ADULT}, year) for year in (2016, 2017)])
-    out = make_labels(benefits, pop, params(), A - 60, A + 120)
+    out = make_labels(benefits, pop, params(), A - 60, A + 120, threads)
     assert out.skipped.empty
     blocks = out.cohorts[["target", "as_of"]].drop_duplicates().values.tolist()
     assert blocks == [["exit_26w", AS_OF], ["exit_26w", later], ["self_sufficient", AS_OF], ["self_sufficient", later]]

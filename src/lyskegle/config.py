@@ -65,6 +65,7 @@ class LabelParams(Section):
     self_sufficient_max_age: int = Field(64, ge=15, le=100)
     self_sufficient_weeks: int = Field(48, ge=1, le=52)
     as_of_dates: list[dt.date] = Field(min_length=2)
+    threads: int = Field(1, ge=1, le=64)  # as-of dates labelled at a time; not a label setting
 
     @field_validator("as_of_dates")
     @classmethod

@@ -55,6 +55,7 @@ import pyarrow as pa
 
 from lyskegle.calendar import week_index
 from lyskegle.codes import CENSORING_CODES, EDUCATION_EXIT_CODES, STATE_PENSION_CODE, is_public_support
+from lyskegle.concurrency import map_in_order
 from lyskegle.config import LabelParams
 from lyskegle.ids import arrow_text, codes_in, days
 from lyskegle.privacy import suppress_small_cells
@@ -414,24 +415,27 @@ class Labels:
 
 def make_labels(
     benefits: pd.DataFrame, population: pd.DataFrame, params: LabelParams, first_week: int, last_week: int,
+    threads: int = 1,
 ) -> Labels:
     """Spells and both targets' cohorts at every ``params.as_of_dates``.
 
     ``cohorts`` columns: ``target``, ``as_of`` (date), ``person_id``, ``label`` (Int8, null when
     censored), ``censored`` (bool), ``spell_first_week`` (Int32, exit_26w only); in order of target
     and as-of, then person (exit_26w) or population order (self_sufficient). ``skipped``:
-    ``target``, ``as_of``, ``reason``.
+    ``target``, ``as_of``, ``reason``. Up to ``threads`` as-of dates are labelled at a time, as
+    memory allows (:func:`lyskegle.concurrency.map_in_order`); the result is the same either way.
     """
     runs = BenefitRuns.from_frame(benefits)
     spells, spell_person = _find_spells(runs, params.gap_weeks, first_week, last_week)
     log.info("%d spells from %d benefit runs of %d persons", len(spells), len(runs.person), len(runs.persons))
     years = set(population["year"].astype("int64").unique())
-    # As-of date by as-of date, so that one year's residents (keyed to the runs once for both
-    # targets) are held at a time; the results are put back in target order below.
-    parts, skipped = {}, {}
-    residents = None
-    for date_number, as_of in enumerate(params.as_of_dates):
+
+    def at_date(numbered: tuple[int, dt.date]) -> tuple[dict, dict]:
+        # one year's residents (keyed to the runs once for both targets) at a time
+        date_number, as_of = numbered
         week = week_index(as_of)
+        parts, skipped = {}, {}
+        residents = None
         for target_number, target in enumerate(TARGETS):
             at = (target_number, date_number)
             reason = as_of_fits_data(target, as_of, params, first_week, last_week)
@@ -441,7 +445,7 @@ def make_labels(
                 skipped[at] = {"target": target, "as_of": as_of, "reason": reason}
                 log.info("%s at %s skipped: %s", target, as_of, reason)
                 continue
-            if residents is None or residents.year != as_of.year:
+            if residents is None:
                 residents = Residents.of_year(population, as_of.year, runs)
             if target == "exit_26w":
                 members = _exit_26w_members(spells, spell_person, runs, residents, as_of, params)
@@ -454,6 +458,15 @@ def make_labels(
                 person_id, first = residents.person_id[inside], pd.array([None] * int(inside.sum()), dtype="Int32")
             parts[at] = _cohort_frame(target, as_of, person_id, label, censored, first)
             log.info("%s at %s: %d persons", target, as_of, len(person_id))
+        return parts, skipped
+
+    # As-of date by as-of date, up to ``threads`` at a time as memory allows; the results are put
+    # back in target order below, so they do not depend on ``threads``.
+    parts, skipped = {}, {}
+    dates = list(enumerate(params.as_of_dates))
+    for found, passed in map_in_order(at_date, dates, threads, what="labels' as-of dates"):
+        parts.update(found)
+        skipped.update(passed)
     in_order = [parts[at] for at in sorted(parts)]
     cohorts = pd.concat(in_order, ignore_index=True) if in_order else _cohort_frame("", None, [], [], [], [])
     skipped_frame = pd.DataFrame([skipped[at] for at in sorted(skipped)], columns=["target", "as_of", "reason"])
