@@ -24,6 +24,7 @@ from lyskegle.report import (
     TARGET_TITLES,
     ReportSettings,
     TargetInputs,
+    plot_area_criteria,
     render_overview_page,
     render_target_page,
     target_summary,
@@ -71,6 +72,8 @@ def main() -> None:
     thresholds = {column: getattr(criteria, name) for column, (name, _) in CRITERIA_COLUMNS.items()}
     areas = io.read_csv(args.areas)
     extract = io.read_json(args.extract)
+    # drawn once: every target's page and the overview show it
+    area_figure = plot_area_criteria(areas, thresholds) if not areas.empty else None
 
     cards = []
     for target in args.targets:
@@ -90,6 +93,7 @@ def main() -> None:
             thresholds=thresholds,
             registry=_optional_json(models / "registry.json"),
             importance_metric=insights.importance_metric,
+            area_figure=area_figure,
         )
         summary = target_summary(inputs, settings)
         io.write_text(render_target_page(inputs, summary, settings), reports / "index.html")
@@ -111,7 +115,7 @@ def main() -> None:
             "audit_passed": None if inputs.audit is None else bool(inputs.audit.get("passed")),
         })
 
-    overview = render_overview_page(cards, areas, thresholds, criteria.criteria_needed, min_cell)
+    overview = render_overview_page(cards, areas, thresholds, criteria.criteria_needed, min_cell, area_figure)
     io.write_text(overview, args.reports / "index.html")
     log.info("wrote %s", args.reports / "index.html")
 

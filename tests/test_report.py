@@ -32,6 +32,7 @@ from lyskegle.report import (
     danish_number,
     danish_percent,
     metric_intervals,
+    plot_area_criteria,
     precision_at_k,
     render_overview_page,
     render_target_page,
@@ -215,6 +216,23 @@ def test_target_page_has_every_section_and_figure_in_danish(pages):
     assert "ikke bestået" in html  # the audit verdict
     assert "<td>Herkomst og boligområde</td><td>ikke-vestlig og BO01</td>" in html  # attribute and group in Danish
     assert "(for lille gruppe)" in html
+
+
+def test_an_area_figure_drawn_once_gives_the_pages_drawn_each_on_their_own():
+    import dataclasses
+
+    inputs = _inputs()
+    summary = target_summary(inputs, SETTINGS)
+    drawn = plot_area_criteria(inputs.areas, inputs.thresholds)
+    shared = dataclasses.replace(inputs, area_figure=drawn)
+    assert render_target_page(shared, summary, SETTINGS) == render_target_page(inputs, summary, SETTINGS)
+    card = {"target": "exit_26w", "title": "Afgang", "roc_auc": summary["intervals"]["roc_auc"], "audit_passed": False}
+    assert (render_overview_page([card], inputs.areas, inputs.thresholds, 3, 5, drawn)
+            == render_overview_page([card], inputs.areas, inputs.thresholds, 3, 5))
+    # and the figure given is the one shown, not drawn again
+    marker = "data:image/png;base64,bWFya2Vy"
+    assert marker in render_target_page(dataclasses.replace(inputs, area_figure=marker), summary, SETTINGS)
+    assert marker in render_overview_page([card], inputs.areas, inputs.thresholds, 3, 5, marker)
 
 
 def test_pages_show_no_figure_over_fewer_than_min_cell_persons(pages):

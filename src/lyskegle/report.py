@@ -403,6 +403,8 @@ class TargetInputs:
     thresholds: Mapping[str, float] = field(default_factory=dict)
     registry: Mapping[str, Any] | None = None
     importance_metric: str = "roc_auc"
+    #: :func:`plot_area_criteria` of ``areas`` when already drawn (the overview shows it too)
+    area_figure: str | None = None
 
 
 def target_summary(inputs: TargetInputs, settings: ReportSettings) -> dict[str, Any]:
@@ -444,7 +446,7 @@ def render_target_page(inputs: TargetInputs, summary: Mapping[str, Any], setting
         "fairness": plot_fairness(fairness),
     }
     if inputs.areas is not None and not inputs.areas.empty:
-        figures["areas"] = plot_area_criteria(inputs.areas, inputs.thresholds)
+        figures["areas"] = inputs.area_figure or plot_area_criteria(inputs.areas, inputs.thresholds)
     stairwells = summary["stairwells"].sort_values("rank")
     return _environment().get_template("target.html.j2").render(
         title=title,
@@ -478,13 +480,15 @@ def render_overview_page(
     thresholds: Mapping[str, float],
     criteria_needed: int,
     min_cell: int,
+    area_figure: str | None = None,
 ) -> str:
     """The overview page ``reports/index.html``: one card per target (``target``, ``title``,
-    ``roc_auc`` {value, low, high}, ``audit_passed``) and the area indicators."""
+    ``roc_auc`` {value, low, high}, ``audit_passed``) and the area indicators (``area_figure``:
+    :func:`plot_area_criteria` of ``areas`` when already drawn)."""
     figures = {}
     latest: list[dict[str, Any]] = []
     if areas is not None and not areas.empty:
-        figures["areas"] = plot_area_criteria(areas, thresholds)
+        figures["areas"] = area_figure or plot_area_criteria(areas, thresholds)
         figures["movement"] = plot_area_movement(areas)
         last_year = areas["year"].max()
         latest = _records(areas[areas["year"] == last_year].sort_values("area"))
