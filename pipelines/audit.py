@@ -37,7 +37,6 @@ PNR_READ_BYTES_PER_EXTRACT_BYTE = 1.0
 FAIRNESS_BYTES_PER_PREDICTION = 1_000
 
 
-
 # --- the stage -----------------------------------------------------------------------------------
 
 def main(argv: list[str] | None = None) -> int:

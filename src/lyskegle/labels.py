@@ -431,7 +431,7 @@ def make_labels(
     years = set(population["year"].astype("int64").unique())
 
     def at_date(numbered: tuple[int, dt.date]) -> tuple[dict, dict]:
-        # one year's residents (keyed to the runs once for both targets) at a time
+        # the date's residents, keyed to the runs once for both targets
         date_number, as_of = numbered
         week = week_index(as_of)
         parts, skipped = {}, {}
