@@ -452,15 +452,21 @@ def test_the_stage_passes_a_fair_model_and_compares_with_origin(stage_files):
     assert f"the same {len(train)} training rows" in origin["fit"]
 
 
-def test_the_origin_refits_use_at_most_the_training_sample_size(stage_files):
-    from lyskegle.audit import FairnessRule, origin_comparison
+def _origin_inputs(root: Path) -> tuple[pd.DataFrame, dict, FairnessRule]:
+    """The stage files' labelled exit_26w rows, feature families and a rule without bootstrap."""
     from lyskegle.models import labelled_rows
 
-    rows, _ = labelled_rows(io.read_parquet(stage_files / "features.parquet"),
-                            io.read_parquet(stage_files / "cohorts.parquet"), "exit_26w")
-    families = io.read_json(stage_files / "families.json")
+    rows, _ = labelled_rows(io.read_parquet(root / "features.parquet"), io.read_parquet(root / "cohorts.parquet"),
+                            "exit_26w")
     rule = FairnessRule(top_k_percent=20, ratio_bounds=(0.8, 1.25), min_cell=5, min_expected_events=10,
                         bootstrap_samples=0, confidence=0.95, reference_groups={})
+    return rows, io.read_json(root / "families.json"), rule
+
+
+def test_the_origin_refits_use_at_most_the_training_sample_size(stage_files):
+    from lyskegle.audit import origin_comparison
+
+    rows, families, rule = _origin_inputs(stage_files)
     chosen = Candidate("logistic", {"C": 1.0, "max_iter": 200})
     sampled = origin_comparison(rows, families, chosen, TRAIN_AS_OF, TEST_AS_OF, 0, None, rule, max_fit_rows=100)
     every = origin_comparison(rows, families, chosen, TRAIN_AS_OF, TEST_AS_OF, 0, None, rule)
@@ -470,14 +476,9 @@ def test_the_origin_refits_use_at_most_the_training_sample_size(stage_files):
 @pytest.mark.parametrize("kind, settings", [("logistic", {"C": 1.0, "max_iter": 200}),
                                             ("hist_gradient_boosting", {"max_iter": 20})])
 def test_the_origin_refits_give_the_same_comparison_side_by_side(stage_files, kind, settings):
-    from lyskegle.audit import FairnessRule, origin_comparison
-    from lyskegle.models import labelled_rows
+    from lyskegle.audit import origin_comparison
 
-    rows, _ = labelled_rows(io.read_parquet(stage_files / "features.parquet"),
-                            io.read_parquet(stage_files / "cohorts.parquet"), "exit_26w")
-    families = io.read_json(stage_files / "families.json")
-    rule = FairnessRule(top_k_percent=20, ratio_bounds=(0.8, 1.25), min_cell=5, min_expected_events=10,
-                        bootstrap_samples=0, confidence=0.95, reference_groups={})
+    rows, families, rule = _origin_inputs(stage_files)
     compare = [origin_comparison(rows, families, Candidate(kind, settings), TRAIN_AS_OF, TEST_AS_OF, 0, None, rule,
                                  side_by_side=side) for side in (False, True)]
     assert compare[0]["ran"] and compare[0]["with_origin"]["inputs"] == compare[0]["without_origin"]["inputs"] + 1
