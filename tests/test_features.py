@@ -38,6 +38,7 @@ from lyskegle.features import (
     known_at,
     merge_network,
     model_feature_columns,
+    side_by_side,
 )
 from lyskegle.features_area import leave_one_out_mean
 from lyskegle.features_individual import country_group, first_year_seen, latest_known, support_spells
@@ -307,6 +308,22 @@ def test_network_join_by_position_gives_the_join_by_key(features):
     pd.testing.assert_frame_equal(by_position, by_key)
     assert by_position["stairwell_contacts"].tolist() == list(range(len(table)))
     assert by_position["person_id"].tolist() == table["person_id"].tolist()
+
+
+def test_side_by_side_shares_the_columns_and_equals_concat():
+    left = pd.DataFrame({"age": [30.0, 41.0, 52.0], "area": pd.array(["BO01", None, "BO02"], dtype="string[pyarrow]")},
+                        index=[7, 3, 9])
+    right = pd.DataFrame({"moves": pd.array([1, None, 0], dtype="Int8"), "employed": [True, False, True]})
+    together = side_by_side([left, right])
+    # rows by position, whatever the frames' own indexes; the data is the frames' own, not a copy
+    expected = pd.concat([left.reset_index(drop=True), right], axis=1)
+    pd.testing.assert_frame_equal(together, expected)
+    assert np.shares_memory(together["age"].to_numpy(), left["age"].to_numpy())
+    assert side_by_side([left], index=left.index).index.equals(left.index)
+    with pytest.raises(ValueError, match=r"\['age'\] come from more than one frame"):
+        side_by_side([left, right.rename(columns={"moves": "age"})])
+    with pytest.raises(ValueError, match=r"\[2, 3\] rows"):
+        side_by_side([left, right.iloc[:2]])
 
 
 def test_feature_params_fail_loudly_with_the_key():
