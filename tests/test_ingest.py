@@ -268,3 +268,36 @@ def test_numeric_person_keys_keep_leading_zeros_apart():
     assert pseudonyms[3] == pid("A17") and pseudonyms[4] == pseudonyms[0]
     again = keys(pa.array(["123", "A17"]))  # from the memo, in a later file
     assert again.tolist() == [pid("123"), pid("A17")]
+
+
+@pytest.mark.parametrize("values", [
+    ["0123", "123", None, "6503801234", "12345678901234567", "123456789012345678"],  # digits only: the fast way
+    ["0123", "A17", None, "12-34", " 12", "", "١٢", "6503801234"],  # anything else: the regex
+])
+def test_person_codes_are_digits_and_length_whichever_way_they_are_found(values):
+    import pyarrow as pa
+
+    from lyskegle.ingest import _DIGITS_SCALE, only_digits, person_codes
+
+    def expected(value):
+        if value is None or not (1 <= len(value) <= 17) or not all("0" <= c <= "9" for c in value):
+            return -1
+        return int(value) + len(value) * _DIGITS_SCALE
+
+    array = pa.array(values, type=pa.string())
+    assert person_codes(array).tolist() == [expected(value) for value in values]
+    assert person_codes(array.slice(1)).tolist() == [expected(value) for value in values[1:]]
+    assert only_digits(array) == (values[1] == "123")
+
+
+def test_only_digits_reads_the_bytes_of_the_values_it_holds():
+    import pyarrow as pa
+
+    from lyskegle.ingest import only_digits
+
+    assert only_digits(pa.array(["12", None, "", "0"])) and only_digits(pa.array([], type=pa.large_string()))
+    assert not only_digits(pa.array(["12", "1a"])) and not only_digits(pa.array(["12", "/"]))  # "/" is "0" - 1
+    assert only_digits(pa.array(["x1", "23", "45"]).slice(1))  # a slice's own values only
+    assert not only_digits(pa.array(["12", "3:"], type=pa.large_string()))  # ":" is "9" + 1
+    with pytest.raises(TypeError, match="Arrow text"):
+        only_digits(pa.array([1, 2]))
