@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
+from collections import Counter
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 
 import numpy as np
@@ -310,11 +311,11 @@ def side_by_side(frames: Sequence[pd.DataFrame], index: pd.Index | None = None) 
     looked at: the caller knows the rows line up), on ``index`` (a RangeIndex when None), with the
     columns' data shared, not copied. A column name in two frames is an error.
 
-    ``pd.concat(axis=1, copy=False)`` copies every column into one block per dtype: 18 s of the
-    features stage at a million persons, for a table that is only written to Parquet.
+    ``pd.concat(axis=1, copy=False)`` copies every column into one block per dtype, for a table
+    that is only written to Parquet: 0.4-0.6 GB of the features stage's peak at a million persons.
     """
-    names = [name for frame in frames for name in frame.columns]
-    twice = sorted({name for name in names if names.count(name) > 1})
+    twice = sorted(name for name, count in Counter(name for frame in frames for name in frame.columns).items()
+                   if count > 1)
     if twice:
         raise ValueError(f"columns {twice} come from more than one frame")
     rows = {len(frame) for frame in frames}
