@@ -86,6 +86,16 @@ def peak_rss_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
 
 
+def boosting_trees(model) -> int | str:
+    """Trees in the chosen model's boosting step (what prediction costs grow with), or "no" when it
+    has none: the calibrated pipeline's first frozen estimator is looked into."""
+    inner = getattr(model, "calibrated_classifiers_", [model])[0]
+    inner = getattr(inner, "estimator", inner)
+    inner = getattr(inner, "estimator", inner)  # FrozenEstimator
+    step = inner.steps[-1][1] if hasattr(inner, "steps") else inner
+    return int(step.n_iter_) if hasattr(step, "n_iter_") and not hasattr(step, "coef_") else "no"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--persons", type=int, default=100_000)
@@ -139,7 +149,8 @@ def main() -> None:
                   f"roc_auc {m.get('roc_auc', float('nan')):.4f} vs baseline "
                   f"{m.get('baseline_roc_auc', float('nan')):.3f}, average_precision "
                   f"{m.get('average_precision', float('nan')):.4f} vs "
-                  f"{m.get('baseline_average_precision', float('nan')):.3f}", flush=True)
+                  f"{m.get('baseline_average_precision', float('nan')):.3f}, brier {m.get('brier', float('nan')):.4f}; "
+                  f"{boosting_trees(result.model)} trees", flush=True)
             del result
         del rows
     print(f"all runs: {total:.1f} s (goal, both targets once at 1,000,000 persons: 300 s); peak memory {peak_rss_gb():.2f} GB; "

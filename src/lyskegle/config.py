@@ -150,7 +150,7 @@ class LogisticParams(Section):
 class GradientBoostingParams(Section):
     """Grid for HistGradientBoostingClassifier: every combination of the listed values is a candidate."""
 
-    learning_rate: Annotated[list[Annotated[float, Field(gt=0, le=1)]], Field(min_length=1)] = [0.08]
+    learning_rate: Annotated[list[Annotated[float, Field(gt=0, le=1)]], Field(min_length=1)] = [0.15]
     max_iter: Annotated[list[Annotated[int, Field(ge=1, le=10_000)]], Field(min_length=1)] = [300]
     max_leaf_nodes: Annotated[list[Annotated[int, Field(ge=2, le=4096)]], Field(min_length=1)] = [31]
     min_samples_leaf: Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=1)] = [40]
