@@ -56,6 +56,22 @@ def test_family_importance_is_reproducible_with_the_same_random_state():
     pd.testing.assert_frame_equal(first, again)
 
 
+def test_family_importance_of_a_boosting_model_is_the_same_with_and_without_kept_tree_predictions(monkeypatch):
+    """family_importance scores through models.memoised_boosting; switched off, the table is the same."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    rng = np.random.default_rng(4)
+    frame = pd.DataFrame({"a": rng.normal(size=600), "b": rng.normal(size=600), "c": rng.normal(size=600)})
+    labels = (frame["a"] + 0.5 * frame["b"] + rng.normal(size=600) > 0).astype(int).to_numpy()
+    model = HistGradientBoostingClassifier(max_iter=25, max_leaf_nodes=6, random_state=0).fit(frame, labels)
+    families = {"a": "history", "b": "origin", "c": "household"}
+    kept = family_importance(model, frame, labels, families, repeats=4, max_rows=400, random_state=3)
+    monkeypatch.setattr(insights, "memoised_boosting", lambda model: None)
+    plain = family_importance(model, frame, labels, families, repeats=4, max_rows=400, random_state=3)
+    pd.testing.assert_frame_equal(kept, plain, check_exact=True)
+    assert kept.set_index("family").loc["history", "importance"] > 0.1
+
+
 def test_family_importance_prepares_only_the_sampled_rows_and_gives_what_prepared_rows_give():
     labels = np.tile([0, 1, 1], 100)
     raw = pd.DataFrame({"a_text": (labels + np.linspace(-1, 1, 300)).astype(str), "b": 0.0})

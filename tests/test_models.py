@@ -4,7 +4,11 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.ensemble._hist_gradient_boosting.predictor import TreePredictor
+from sklearn.frozen import FrozenEstimator
 from sklearn.impute import SimpleImputer
+from sklearn.inspection import permutation_importance
 
 from lyskegle.config import TrainParams
 from lyskegle.encoders import StairwellRateEncoder
@@ -14,7 +18,9 @@ from lyskegle.models import (
     choose_candidate,
     cohort_filter,
     column_roles,
+    build_pipeline,
     labelled_rows,
+    memoised_boosting,
     median_or_zero,
     model_grid,
     model_inputs,
@@ -314,3 +320,75 @@ def test_importance_on_two_processes_is_the_importance_on_one(result):
                 for n in (1, 2))
     pd.testing.assert_frame_equal(one, two)
     assert one["importance_mean"].iloc[0] > 0 and one["feature"].iloc[0] == "signal"
+
+
+@pytest.fixture(scope="module")
+def boosted():
+    """A calibrated gradient-boosting pipeline, as train builds it, with a column no tree splits on
+    (``constant``), and model inputs of other rows than it was fitted on, with their labels."""
+    rows = planted(persons=400, seed=11).assign(constant=1.0)
+    roles = column_roles(rows, ["signal", "noise", "support_weeks_52w", "constant"], use_stairwell=True)
+    fit_rows, score_rows = rows.iloc[:1600], rows.iloc[1600:]
+    candidate = Candidate("hist_gradient_boosting", {"max_iter": 30, "max_leaf_nodes": 8})
+    pipeline = build_pipeline(candidate, roles, random_state=0).fit(model_inputs(fit_rows, roles), fit_rows["label"])
+    model = CalibratedClassifierCV(FrozenEstimator(pipeline), method="isotonic")
+    model.fit(model_inputs(score_rows, roles), score_rows["label"])
+    return model, model_inputs(score_rows, roles), score_rows["label"].to_numpy()
+
+
+@pytest.fixture
+def tree_predictions(monkeypatch):
+    """How many times a boosting tree has predicted, counted from now on."""
+    calls = {"trees": 0}
+    predict = TreePredictor.predict
+
+    def counted(self, *args, **kwargs):
+        calls["trees"] += 1
+        return predict(self, *args, **kwargs)
+
+    monkeypatch.setattr(TreePredictor, "predict", counted)
+    return calls
+
+
+def test_memoised_trees_score_bit_for_bit_and_predict_only_where_a_column_changed(boosted, tree_predictions):
+    model, inputs, _ = boosted
+    memoised = memoised_boosting(model)
+    pipeline = model.calibrated_classifiers_[0].estimator.estimator
+    split_on = [set(tree.nodes["feature_idx"][tree.nodes["is_leaf"] == 0])
+                for (tree,) in pipeline.steps[-1][1]._predictors]
+    trees = len(split_on)
+    np.testing.assert_array_equal(memoised.predict_proba(inputs), model.predict_proba(inputs))
+    assert tree_predictions["trees"] == 2 * trees  # the first input: every tree, in both models
+
+    prepared = pipeline[:-1].transform(inputs)
+    order = np.random.default_rng(0).permutation(len(inputs))
+    for column in ("signal", "noise", "constant", "stairwell_id"):
+        shuffled = inputs.assign(**{column: inputs[column].to_numpy()[order]})
+        changed = set(np.flatnonzero((pipeline[:-1].transform(shuffled) != prepared).any(axis=0)))
+        before = tree_predictions["trees"]
+        np.testing.assert_array_equal(memoised.predict_proba(shuffled), model.predict_proba(shuffled))
+        again = tree_predictions["trees"] - before - trees  # the plain model predicted with every tree
+        assert again == sum(bool(columns & changed) for columns in split_on)
+        assert (again == 0) == (column == "constant")  # no tree splits on it: only kept predictions
+
+    # another number of rows: every tree predicts, and the scores are still the model's
+    before = tree_predictions["trees"]
+    np.testing.assert_array_equal(memoised.predict_proba(inputs.iloc[:50]), model.predict_proba(inputs.iloc[:50]))
+    assert tree_predictions["trees"] - before == 2 * trees
+
+
+def test_importance_through_memoised_trees_is_scikit_learns_on_the_plain_model(boosted):
+    model, inputs, labels = boosted
+    ours = permutation_importance_table(model, inputs, labels, n_repeats=4, random_state=7, n_jobs=2)
+    theirs = permutation_importance(model, inputs, labels, scoring="average_precision", n_repeats=4,
+                                    random_state=7)
+    by_feature = ours.set_index("feature").loc[list(inputs.columns)]
+    np.testing.assert_array_equal(by_feature["importance_mean"].to_numpy(), theirs.importances_mean)
+    np.testing.assert_array_equal(by_feature["importance_std"].to_numpy(), theirs.importances_std)
+    assert by_feature.loc["constant", "importance_mean"] == 0
+
+
+def test_a_model_without_boosting_is_not_memoised(result):
+    assert result.chosen.kind == "logistic" or memoised_boosting(result.model) is not None
+    assert memoised_boosting(build_pipeline(Candidate("logistic", {"C": 1.0, "max_iter": 100}),
+                                            column_roles(planted(10), ["signal"], use_stairwell=False), 0)) is None
