@@ -127,6 +127,36 @@ def test_the_fast_scans_find_exactly_what_the_plain_regular_expressions_find(val
         assert find_identifiers_in_bytes(data, known) == expected
     assert scan_strings(values, known) == _reference_scan_strings(values, known)
     assert scan_strings(pa.array(values, type=pa.large_string()), known) == _reference_scan_strings(values, known)
+    with pytest.MonkeyPatch.context() as patch:  # every array through its distinct values, nulls too
+        patch.setattr(privacy, "FEW_DISTINCT_MIN_ROWS", 1)
+        with_null = [*values, None]
+        assert (scan_strings(pa.array(with_null, type=pa.large_string()), known)
+                == _reference_scan_strings(with_null, known))
+
+
+def test_a_long_column_of_few_codes_is_scanned_through_its_distinct_values(monkeypatch):
+    rng = np.random.default_rng(2)
+    codes = np.array(["5100", "5466", "0461", "G", "U", None, SYNTHETIC_CPR, "1234567890"], dtype=object)
+    values = list(codes[rng.choice(len(codes), size=200_000, p=[0.3, 0.3, 0.3, 0.05, 0.0498, 0.0001, 0.00005, 0.00005])])
+    array = pa.array(values, type=pa.large_string())
+    through = []
+    monkeypatch.setattr(privacy, "_scan_dictionary",
+                        lambda encoded, known: through.append(len(encoded.dictionary)) or scan_dictionary(encoded, known))
+    found = scan_strings(array, _KNOWN)
+    assert through == [len(set(values) - {None})]  # the distinct values (not null), once
+    assert found == _reference_scan_strings(values, _KNOWN)
+    assert {kind for _, kind in found} == {CPR_SHAPED, EXTRACT_PNR} and len(found) > 2
+
+
+scan_dictionary = privacy._scan_dictionary
+
+
+def test_ids_of_a_table_sorted_by_person_are_not_taken_for_few_codes():
+    persons = [f"p{i:016d}" for i in range(20_000)]
+    by_person = pa.array([p for p in persons for _ in range(12)], type=pa.large_string())  # 12 years each
+    assert not privacy._few_distinct(by_person)
+    assert privacy._few_distinct(pa.array(["461", "751", None] * 30_000, type=pa.large_string()))
+    assert not privacy._few_distinct(pa.array(["461"] * 1000, type=pa.large_string()))  # short: scanned as it is
 
 
 def test_small_equivalence_classes_count_distinct_persons_per_combination():
