@@ -3,9 +3,12 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lyskegle import ids
-from lyskegle.ids import as_of_runs, codes_in, cohort_members, days, shared_codes, sorted_distinct
+from lyskegle.ids import as_of_runs, codes_in, cohort_members, days, on_persons, shared_codes, sorted_distinct
 
 
 def test_shared_codes_number_values_across_columns_in_order_of_first_appearance():
@@ -87,3 +90,48 @@ def test_rows_of_years_are_the_masked_rows_and_a_slice_of_a_year_ordered_table()
         shuffled = table.iloc[[3, 0, 5, 2, 1, 4]]
         pd.testing.assert_frame_equal(ids.rows_of_years(shuffled, last, first), shuffled[mask.loc[shuffled.index]])
     assert np.shares_memory(ids.rows_of_years(table, 2014, 2013)["v"].to_numpy(), table["v"].to_numpy())
+
+
+def _typed_columns(n: int, rng: np.random.Generator) -> pd.DataFrame:
+    """One column of each dtype the features stage reindexes."""
+    letters = np.array(list("abcdefghij"), dtype=object)[rng.integers(0, 10, n)]
+    return pd.DataFrame({
+        "float": rng.random(n), "int": rng.integers(0, 9, n), "bool": rng.random(n) > 0.5, "object": letters,
+        "arrow_text": pd.array(letters, dtype="string[pyarrow]"), "nullable_int": pd.array(rng.integers(0, 9, n), dtype="Int32"),
+        "date": pd.Timestamp("2020-01-01") + pd.to_timedelta(rng.integers(0, 900, n), unit="D"),
+        "category": pd.Categorical(letters),
+    })
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sets(st.integers(0, 300), max_size=60), st.lists(st.integers(0, 320), max_size=80),
+       st.sampled_from(["int32", "int64"]), st.sampled_from(["int32", "int64"]), st.integers(0, 2**32 - 1))
+def test_on_persons_is_pandas_reindex(codes, wanted, code_dtype, wanted_dtype, seed):
+    """Through the dense table (sorted codes) or not, the result is reindex's, dtypes and all."""
+    rng = np.random.default_rng(seed)
+    index = pd.Index(np.array(sorted(codes), dtype=code_dtype), name="person_id")
+    persons = pd.Index(np.array(wanted, dtype=wanted_dtype), name="person_id")
+    frame = _typed_columns(len(index), rng).set_axis(index)
+    pd.testing.assert_frame_equal(on_persons(frame, persons), frame.reindex(persons), check_exact=True)
+    for column in frame.columns:
+        pd.testing.assert_series_equal(on_persons(frame[column], persons), frame[column].reindex(persons),
+                                       check_exact=True)
+
+
+def test_on_persons_takes_positions_from_a_dense_table_only_for_sorted_unique_codes(monkeypatch):
+    rng = np.random.default_rng(1)
+    persons = pd.Index(np.arange(0, 200, 3, dtype="int32"))
+    by_pandas = []
+    reindex = pd.Series.reindex
+    monkeypatch.setattr(pd.Series, "reindex", lambda self, *a, **k: by_pandas.append(1) or reindex(self, *a, **k))
+    values = pd.Series(rng.random(100), index=pd.Index(np.arange(100) * 2))
+    on_persons(values, persons)
+    assert by_pandas == []  # sorted, unique, non-negative codes: the dense table
+    shuffled = values.sample(frac=1.0, random_state=0)
+    pd.testing.assert_series_equal(on_persons(shuffled, persons), reindex(shuffled, persons))
+    negative = values.set_axis(values.index - 50)
+    pd.testing.assert_series_equal(on_persons(negative, persons), reindex(negative, persons))
+    assert len(by_pandas) == 2  # an unsorted or negative index goes to pandas
+    twice = pd.Series([1.0, 2.0], index=[4, 4])
+    with pytest.raises(ValueError, match="duplicate"):
+        on_persons(twice, persons)  # as reindex does

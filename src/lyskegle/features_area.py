@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from lyskegle.features_individual import years_since
+from lyskegle.ids import on_persons
 from lyskegle.labels import age_at
 
 #: Residence level -> the dwellings column that names it.
@@ -97,8 +98,8 @@ def neighbourhood_features(
         columns[f"{level}_neighbours_employed_share"] = leave_one_out_mean(group, employed_share, min_group_persons)
         columns[f"{level}_turnover"] = leave_one_out_mean(group, moved_in_lately, min_group_persons)
         columns[f"{level}_mean_years_of_stay"] = leave_one_out_mean(group, stay, min_group_persons)
-    aggregates = pd.DataFrame(columns, index=ids).reindex(persons)
-    placed = residents.reindex(persons)
-    known_dwelling = population_now["dwelling_id"].reindex(persons).notna()
+    aggregates = on_persons(pd.DataFrame(columns, index=ids), persons)
+    placed = on_persons(residents, persons)
+    known_dwelling = on_persons(population_now["dwelling_id"], persons).notna()
     placed["lives_in_housing_area"] = np.where(known_dwelling, placed["area"].notna().astype("float64"), np.nan)
     return placed.join(aggregates)

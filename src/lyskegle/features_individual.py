@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from lyskegle.codes import CODE_GROUP, PUBLIC_SUPPORT_GROUPS, is_public_support
-from lyskegle.ids import datetimes
+from lyskegle.ids import datetimes, on_persons
 from lyskegle.labels import age_at, spell_breaks
 from lyskegle.status import code_in_week, employed_months_between, support_weeks_between
 
@@ -85,11 +85,11 @@ def spell_features(spells: pd.DataFrame, as_of_week: int, gap_weeks: int, person
     ended = spells.loc[~running].assign(length=length[~running])
     by_person = ended.groupby("person_id")
     out = pd.DataFrame(index=persons)
-    out["current_spell_weeks"] = current.reindex(persons).fillna(0).to_numpy("float64")
-    out["earlier_spells"] = by_person.size().reindex(persons).fillna(0).to_numpy("float64")
-    out["earlier_spell_mean_weeks"] = by_person["length"].mean().reindex(persons).fillna(0).to_numpy("float64")
-    out["earlier_spell_longest_weeks"] = by_person["length"].max().reindex(persons).fillna(0).to_numpy("float64")
-    out["weeks_since_last_spell"] = (as_of_week - by_person["end_week"].max()).reindex(persons).to_numpy("float64")
+    out["current_spell_weeks"] = on_persons(current, persons).fillna(0).to_numpy("float64")
+    out["earlier_spells"] = on_persons(by_person.size(), persons).fillna(0).to_numpy("float64")
+    out["earlier_spell_mean_weeks"] = on_persons(by_person["length"].mean(), persons).fillna(0).to_numpy("float64")
+    out["earlier_spell_longest_weeks"] = on_persons(by_person["length"].max(), persons).fillna(0).to_numpy("float64")
+    out["weeks_since_last_spell"] = on_persons(as_of_week - by_person["end_week"].max(), persons).to_numpy("float64")
     return out
 
 
@@ -113,12 +113,12 @@ def history_features(
     out = pd.DataFrame(index=persons)
     for weeks in support_windows_weeks:
         counted = support_weeks_between(benefits, as_of_week - weeks, as_of_week)
-        out[f"support_weeks_{weeks}w"] = counted.reindex(persons).fillna(0).to_numpy("float64")
+        out[f"support_weeks_{weeks}w"] = on_persons(counted, persons).fillna(0).to_numpy("float64")
     for months in employment_windows_months:
         counted = employed_months_between(employment, as_of_month - months, as_of_month)
-        out[f"employed_months_{months}m"] = counted.reindex(persons).fillna(0).to_numpy("float64")
+        out[f"employed_months_{months}m"] = on_persons(counted, persons).fillna(0).to_numpy("float64")
 
-    last_code = code_in_week(benefits, as_of_week - 1).reindex(persons)
+    last_code = on_persons(code_in_week(benefits, as_of_week - 1), persons)
     last_group = last_code.map(CODE_GROUP)
     out["on_support_last_week"] = last_group.isin(PUBLIC_SUPPORT_GROUPS).to_numpy("float64")
     for group in sorted(PUBLIC_SUPPORT_GROUPS):
@@ -133,7 +133,7 @@ def history_features(
 def latest_known(register: pd.DataFrame, persons: pd.Index) -> pd.DataFrame:
     """Each person's row of the latest year in ``register`` (already cut to known years)."""
     latest = register[register["person_id"].isin(persons)].sort_values("year", kind="stable")
-    return latest.drop_duplicates("person_id", keep="last").set_index("person_id").reindex(persons)
+    return on_persons(latest.drop_duplicates("person_id", keep="last").set_index("person_id"), persons)
 
 
 def demographic_features(
@@ -153,7 +153,7 @@ def demographic_features(
     ``basic_education_only``, ``total_income``, ``wage_income``, ``disposable_income`` and their
     ``log_*`` (log1p of the positive part), ``moves_<n>y``, ``years_at_address``.
     """
-    now = population_now.reindex(persons)
+    now = on_persons(population_now, persons)
     out = pd.DataFrame(index=persons)
     out["age"] = age_at(now["birth_date"], as_of)
     out["woman"] = np.where(now["sex"].isna(), np.nan, (now["sex"] == 2).astype("float64"))
@@ -188,7 +188,7 @@ def moves_between_years(population: pd.DataFrame, first_year: int, last_year: in
         rows = population.loc[population["year"] == year, ["person_id", "dwelling_id"]]
         rows = rows.drop_duplicates("person_id", keep="last").set_index("person_id")["dwelling_id"]
         present = persons.isin(rows.index)
-        dwelling = rows.reindex(persons).to_numpy(dtype=object)
+        dwelling = on_persons(rows, persons).to_numpy(dtype=object)
         # a known year without a dwelling counts as a dwelling of its own ("unknown")
         dwelling = np.where(pd.isna(dwelling), "\x00unknown", dwelling)
         moves += present & (known_years > 0) & (dwelling != previous)
@@ -218,7 +218,7 @@ def household_features(population_now: pd.DataFrame, as_of: dt.date, persons: pd
     children = housed.groupby("dwelling_id")["child"].sum()
 
     dwelling_of = housed.set_index("person_id")["dwelling_id"]
-    me = residents.set_index("person_id").reindex(persons)
+    me = on_persons(residents.set_index("person_id"), persons)
     my_dwelling = me["dwelling_id"]
     known = my_dwelling.notna().to_numpy()
     n = my_dwelling.map(size).to_numpy("float64")
@@ -243,7 +243,7 @@ def household_features(population_now: pd.DataFrame, as_of: dt.date, persons: pd
     child_rows = residents[residents["child"].fillna(False).astype(bool)]
     parents = pd.concat([child_rows["mother_id"], child_rows["father_id"]]).dropna()
     family = pd.DataFrame(index=persons)
-    family["own_children_under_18"] = parents.value_counts().reindex(persons).fillna(0).to_numpy("float64")
+    family["own_children_under_18"] = on_persons(parents.value_counts(), persons).fillna(0).to_numpy("float64")
     with_mother = (me["mother_id"].map(dwelling_of) == my_dwelling).fillna(False).to_numpy(bool)
     with_father = (me["father_id"].map(dwelling_of) == my_dwelling).fillna(False).to_numpy(bool)
     family["lives_with_parent"] = np.where(known, (with_mother | with_father).astype("float64"), np.nan)
@@ -280,7 +280,7 @@ def first_year_seen(population: pd.DataFrame, persons: pd.Index) -> np.ndarray:
     rows at every as-of date."""
     ids, wanted = population["person_id"].to_numpy(), persons.to_numpy()
     if ids.dtype.kind not in "iu" or wanted.dtype.kind not in "iu":
-        return population.groupby("person_id")["year"].min().reindex(persons).to_numpy("float64")
+        return on_persons(population.groupby("person_id")["year"].min(), persons).to_numpy("float64")
     known = ids >= 0
     size = int(max(ids.max(initial=-1), wanted.max(initial=-1))) + 1
     first = np.full(size + 1, np.inf)  # the spare last slot answers the code -1
@@ -306,7 +306,7 @@ def origin_features(
     starts: unknown). It is tagged ``origin`` because it tells immigrants apart as surely as
     ``origin_immigrant`` does.
     """
-    now = population_now.reindex(persons)
+    now = on_persons(population_now, persons)
     origin_type = pd.to_numeric(now["origin_type"], errors="coerce")
     group = origin_group(origin_type, now["origin_country"], western_countries)
     citizenship = country_group(now["citizenship"], western_countries)
@@ -343,7 +343,7 @@ def audit_attributes(
     ``under 18`` below), ``audit_origin_group`` (``danish``/``western``/``non_western``),
     ``audit_area`` (housing area or ``outside housing areas``). Unknown values are NA.
     """
-    now = population_now.reindex(persons)
+    now = on_persons(population_now, persons)
     out = pd.DataFrame(index=persons)
     out["audit_sex"] = now["sex"].map({1: "man", 2: "woman"}).astype("string").to_numpy()
     age = age_at(now["birth_date"], as_of)
@@ -354,7 +354,7 @@ def audit_attributes(
     out["audit_age_band"] = pd.array(band, dtype="string")
     origin_type = pd.to_numeric(now["origin_type"], errors="coerce")
     out["audit_origin_group"] = origin_group(origin_type, now["origin_country"], western_countries).to_numpy()
-    area = area_of_person.reindex(persons).astype("string")
+    area = on_persons(area_of_person, persons).astype("string")
     out["audit_area"] = area.fillna("outside housing areas").where(now["dwelling_id"].notna(), pd.NA).to_numpy()
     for column in out.columns:
         out[column] = out[column].astype("string[pyarrow]")
