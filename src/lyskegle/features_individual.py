@@ -280,7 +280,7 @@ def first_year_seen(population: pd.DataFrame, persons: pd.Index) -> np.ndarray:
     rows at every as-of date."""
     ids, wanted = population["person_id"].to_numpy(), persons.to_numpy()
     if ids.dtype.kind not in "iu" or wanted.dtype.kind not in "iu":
-        return on_persons(population.groupby("person_id")["year"].min(), persons).to_numpy("float64")
+        return population.groupby("person_id")["year"].min().reindex(persons).to_numpy("float64")
     known = ids >= 0
     size = int(max(ids.max(initial=-1), wanted.max(initial=-1))) + 1
     first = np.full(size + 1, np.inf)  # the spare last slot answers the code -1

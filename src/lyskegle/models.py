@@ -597,7 +597,7 @@ def memoised_boosting(model: Any) -> Any | None:
 
     Each tree of the copy predicts the first input as usual and keeps the result. For a later input
     of the same shape it predicts again only if a column it splits on differs from the first
-    input's (NaN equals NaN); otherwise it returns what it kept, which is exactly what it would
+    input's (:func:`_changed_columns`); otherwise it returns what it kept, which is exactly what it would
     predict, as a tree reads each row's values of its own columns only. The sum over trees is taken
     by scikit-learn as before, in the same order, so scores are bit for bit the model's.
 
@@ -655,9 +655,10 @@ class _FirstInput:
 
 
 def _changed_columns(X: np.ndarray, first: np.ndarray) -> np.ndarray | None:  # noqa: N803
-    """Per column, whether any value of ``X`` differs from ``first``'s, bit for bit (so NaN equals
-    NaN, and -0.0 differs from 0.0: a tree then predicts again, which is slower, never wrong); None
-    when the two cannot be compared."""
+    """Per column, whether any value of ``X`` differs from ``first``'s, bit for bit: a NaN moved by a
+    shuffle equals the NaN it was, and where bits differ for equal values (-0.0 and 0.0, NaNs of
+    other payloads) the trees predict again, which is slower, never wrong. None when the two
+    cannot be compared."""
     if X.shape != first.shape or X.dtype != first.dtype or X.dtype.kind != "f":
         return None
     bits = np.dtype(f"u{X.dtype.itemsize}")
