@@ -62,13 +62,19 @@ def on_persons(values: pd.Series | pd.DataFrame, persons: pd.Index) -> pd.Series
     codes, wanted = values.index.to_numpy(), persons.to_numpy()
     if not (codes[1:] > codes[:-1]).all():  # not unique, or not sorted: pandas' way
         return values.reindex(persons)
-    table = np.full(max(codes.max(initial=-1), wanted.max(initial=-1)) + 1, -1, dtype="int64")
-    table[codes] = np.arange(len(codes))
-    at = table[wanted]
+    at = positions_of_codes(codes, max(codes.max(initial=-1), wanted.max(initial=-1)) + 1)[wanted]
     if isinstance(values, pd.Series):
         return pd.Series(_taken(values, at), index=persons, name=values.name)
     return pd.DataFrame({column: _taken(values[column], at) for column in values.columns}, index=persons,
                         columns=values.columns)
+
+
+def positions_of_codes(codes: np.ndarray, n_codes: int) -> np.ndarray:
+    """A dense table of the position of each code in ``codes`` (distinct, each below ``n_codes``):
+    -1 for a code not among them; the extra last slot answers the code -1 (missing)."""
+    table = np.full(n_codes + 1, -1, dtype="int64")
+    table[codes] = np.arange(len(codes))
+    return table
 
 
 #: a dense table larger than this many entries per row looked up is not worth it (sparse codes)

@@ -43,7 +43,7 @@ from tqdm import tqdm
 
 from lyskegle.calendar import month_of_week, week_index
 from lyskegle.concurrency import map_in_order
-from lyskegle.ids import arrow_text, as_of_runs, codes_in, cohort_members, shared_codes
+from lyskegle.ids import arrow_text, as_of_runs, codes_in, cohort_members, positions_of_codes, shared_codes
 from lyskegle.privacy import suppress_small_cells
 from lyskegle.status import employed_in_month, on_support_in_week, support_weeks_between
 
@@ -186,7 +186,7 @@ def memberships_at(registers: NetworkRegisters, as_of: dt.date) -> LayerMembersh
     _, first = np.unique(people["person"][current], return_index=True)
     rows = current[np.sort(first)]  # population row of each resident, in node order
     resident_code = people["person"][rows]
-    node_of_code = _node_of_code(resident_code, len(registers.person_ids))
+    node_of_code = positions_of_codes(resident_code, len(registers.person_ids))
 
     everyone = np.arange(len(rows))
     groups = {
@@ -220,13 +220,6 @@ def memberships_at(registers: NetworkRegisters, as_of: dt.date) -> LayerMembersh
         "area": _take_strings(registers.dwellings["area"], place),
     })
     return LayerMemberships(residents, groups, family_links, parents, person_codes=resident_code)
-
-
-def _node_of_code(resident_codes: np.ndarray, n_codes: int) -> np.ndarray:
-    """Node number of each person code (-1: not a resident); the extra last slot answers code -1."""
-    node_of_code = np.full(n_codes + 1, -1, dtype="int64")
-    node_of_code[resident_codes] = np.arange(len(resident_codes))
-    return node_of_code
 
 
 def _years(table: pd.DataFrame) -> np.ndarray:
@@ -567,7 +560,7 @@ def network_features_by_date(
             support_window_weeks,
         )
         features = exposure_columns(memberships, status, layers, max_group_size)
-        nodes = _node_of_code(memberships.person_codes, len(registers.person_ids))[wanted_codes[start:stop]]
+        nodes = positions_of_codes(memberships.person_codes, len(registers.person_ids))[wanted_codes[start:stop]]
         resident = nodes >= 0
         part = {"as_of": wanted["as_of"].array[start:stop], "person_id": wanted["person_id"].array[start:stop]}
         for column in columns:
