@@ -1,8 +1,10 @@
 """Stage `audit`: the fairness and privacy gate of one target's model.
 
 Reads the test predictions, ``registry.json``, the model and its ``model_info.json`` of one target,
-the features and cohorts (to score the training period and to re-fit with origin), the extract's raw
-PNR values (hashed in memory, never written) and every file under the ``--scan`` roots. Writes
+the features and cohorts (to score the training period and to re-fit with origin), the extract's PNR
+values as the pseudonyms ingest recorded (``--extract-identifiers``; without the key they were made
+with, the raw values from the extract, hashed in memory, never written) and every file under the
+``--scan`` roots. Writes
 ``--fairness`` (fairness.csv), ``--origin-comparison`` (JSON) and ``--audit`` (audit.json, a DVC
 metric: ``{passed, reasons, warnings, checks}``), records the verdict on the training run in MLflow
 and gives a passing model the registry alias ``champion``. A failed audit exits 0 unless
@@ -26,7 +28,7 @@ from sklearn.metrics import roc_auc_score
 from lyskegle import audit, concurrency, io, privacy, tracking
 from lyskegle.config import load_section
 from lyskegle.encoders import StairwellRateEncoder
-from lyskegle.identifier_scan import extract_pnr_values, privacy_checks
+from lyskegle.identifier_scan import extract_pnr_values, privacy_checks, stage_identifiers
 from lyskegle.models import Candidate, ColumnRoles, cohort_filter, labelled_rows, sampled_cohort
 
 log = logging.getLogger("lyskegle.pipelines.audit")
@@ -51,7 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--families", type=Path, help="data/features/feature_families.json")
     parser.add_argument("--cohorts", type=Path, help="data/labels/cohorts.parquet")
     parser.add_argument("--synthetic", required=True, type=Path,
-                        help="the synthetic extract, read for its PNR values when extract.path is null")
+                        help="the synthetic extract (its marker; its PNR values when not recorded) when extract.path is null")
+    parser.add_argument("--extract-identifiers", type=Path,
+                        help="data/ingested/extract_identifiers.parquet: the extract's PNR values as pseudonyms")
     parser.add_argument("--scan", action="append", default=[], type=Path, help="a file or folder to scan (repeat)")
     parser.add_argument("--scan-exclude", action="append", default=[], type=Path, help="not scanned (repeat)")
     parser.add_argument("--scan-cache", type=Path,
@@ -79,14 +83,16 @@ def main(argv: list[str] | None = None) -> int:
     predictions = io.read_parquet(args.predictions)
     log.info("auditing %d test predictions of %s (list: %s)", len(predictions), args.target, params.flag)
     extract_folder = Path(extract_path) if extract_path else args.synthetic
-    # The identifier scan needs the extract's PNR values. Reading them (Arrow, mostly outside the
-    # GIL) beside the fairness table (NumPy) takes about two thirds of the time of one after the
-    # other, when the memory free holds both.
-    side_by_side = concurrency.room_for(_fairness_and_pnr_bytes(extract_folder, len(predictions)))
+    # The identifier scan needs the extract's PNR values: the pseudonyms ingest recorded, or else
+    # read from the extract, beside the fairness table when the memory free holds both.
+    known = stage_identifiers(args.extract_identifiers, extract_folder,
+                              load_section(args.params, "ingest").allow_development_key) \
+        if args.extract_identifiers else None
+    side_by_side = known is None and concurrency.room_for(_fairness_and_pnr_bytes(extract_folder, len(predictions)))
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lyskegle-extract-pnr") as pool:
         known_pnr = pool.submit(extract_pnr_values, extract_folder) if side_by_side else None
         table = audit.fairness_table(audit.as_priority_list(predictions, params.flag), rule, rng)
-        known = known_pnr.result() if known_pnr is not None else None
+        known = known_pnr.result() if known_pnr is not None else known
     shown = audit.shown_fairness_table(table, min_cell)
     io.write_csv(shown, args.fairness)
     reasons["fairness"], checks["fairness"] = audit.fairness_summary(table, rule)

@@ -20,6 +20,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from lyskegle import io
+from lyskegle.identifier_scan import IDENTIFIERS_FILE, recorded_identifiers
 from lyskegle.config import load_section
 from lyskegle.ingest import (
     IngestResult, check_register_files, dream_column_type, ingest_extract, ingest_order, register_of,
@@ -30,10 +31,14 @@ log = logging.getLogger("lyskegle.ingest")
 
 
 def ingest_folder(folder: str | Path, env: Mapping[str, str] | None = None, allow_development_key: bool = True,
-                  sink: Callable[[str, pd.DataFrame], None] | None = None) -> tuple[IngestResult, dict[str, Path]]:
+                  sink: Callable[[str, pd.DataFrame], None] | None = None,
+                  identifiers: Path | None = None) -> tuple[IngestResult, dict[str, Path]]:
     """Ingest every register file of ``folder``; returns the result and the files read, by name.
 
     ``sink``: as for :func:`lyskegle.ingest.ingest_extract`, takes each file's rows as it is read.
+    ``identifiers``: where to write the extract's PNR values as pseudonyms
+    (:func:`lyskegle.identifier_scan.recorded_identifiers`), for the identifier scans of the audit
+    and scan stages, which would otherwise read the whole extract again each.
     """
     by_stem, others = io.list_extract_files(folder)
     for name in others:
@@ -50,7 +55,10 @@ def ingest_folder(folder: str | Path, env: Mapping[str, str] | None = None, allo
             yield io.read_raw_register(paths[name], dream_column_type if is_dream else None, arrow=is_dream, lazy=is_dream)
 
     # the next file is read while this one is ingested
-    return ingest_extract(io.read_ahead(raw_files()), key, bool(marker.get("synthetic", False)), sink), paths
+    result = ingest_extract(io.read_ahead(raw_files()), key, bool(marker.get("synthetic", False)), sink)
+    if identifiers is not None:
+        io.write_arrow_parquet(recorded_identifiers(result.identifiers), identifiers)
+    return result, paths
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -72,7 +80,8 @@ def main(argv: list[str] | None = None) -> None:
     # holds one file's rows, not the whole extract's; the tables appear only once all are read
     with io.ParquetParts() as tables:
         result, paths = ingest_folder(folder, allow_development_key=params.allow_development_key,
-                                      sink=lambda name, rows: tables.write(out / f"{name}.parquet", rows))
+                                      sink=lambda name, rows: tables.write(out / f"{name}.parquet", rows),
+                                      identifiers=out / IDENTIFIERS_FILE)
     for stem, frame in result.quarantine.items():
         io.write_parquet(frame, quarantine / f"{stem}.parquet")
     files = {name: io.file_sha256(path) for name, path in sorted(paths.items())}

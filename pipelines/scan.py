@@ -20,7 +20,7 @@ from pathlib import Path
 
 from lyskegle import io
 from lyskegle.config import load_section
-from lyskegle.identifier_scan import privacy_checks
+from lyskegle.identifier_scan import privacy_checks, stage_identifiers
 
 log = logging.getLogger("lyskegle.pipelines.scan")
 
@@ -29,6 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--params", required=True, type=Path)
     parser.add_argument("--synthetic", required=True, type=Path, help="the synthetic extract (used unless extract.path is set)")
+    parser.add_argument("--extract-identifiers", type=Path,
+                        help="data/ingested/extract_identifiers.parquet: the extract's PNR values as pseudonyms")
     parser.add_argument("--scan", action="append", default=[], type=Path, help="a file or folder to scan (repeat)")
     parser.add_argument("--scan-exclude", action="append", default=[], type=Path, help="not scanned (repeat)")
     parser.add_argument("--scan-cache", type=Path,
@@ -42,8 +44,11 @@ def main(argv: list[str] | None = None) -> int:
     fail_on_violation = load_section(args.params, "audit").fail_on_violation
     extract_folder = Path(extract_path) if extract_path else args.synthetic
 
+    known = stage_identifiers(args.extract_identifiers, extract_folder,
+                              load_section(args.params, "ingest").allow_development_key) \
+        if args.extract_identifiers else None
     checks, reasons = privacy_checks(args.scan, [*args.scan_exclude, args.out], extract_folder, min_cell,
-                                    args.scan_cache)
+                                    args.scan_cache, known=known)
     every_reason = [reason for check in sorted(reasons) for reason in reasons[check]]
     io.write_json({"passed": not every_reason, "reasons": every_reason, "checks": checks}, args.out)
     if every_reason:

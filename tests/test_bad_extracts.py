@@ -8,7 +8,8 @@ Each case folder holds the defective file(s), laid over a copy of tests/data/ext
 * ``quarantine``: ingest succeeds and the file's rows with that reason are in its quarantine;
 * ``accepted``: ingest succeeds, nothing in the file is quarantined, and the quality counts match.
 
-In every case that ingests, ``rows_read == rows_accepted + rows_quarantined`` for every file.
+In every case that ingests, ``rows_read == rows_accepted + rows_quarantined`` for every file, and
+the PNR values ingest records for the identifier scans are those the scans would read themselves.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from pathlib import Path
 
 import pytest
 
+from lyskegle.identifier_scan import extract_pnr_values, read_recorded_identifiers
 from lyskegle.io import ExtractError
-from lyskegle.pseudonym import find_cpr_numbers
+from lyskegle.pseudonym import DEVELOPMENT_KEY, find_cpr_numbers
 
 from conftest import BAD_EXTRACTS, TINY_EXTRACT
 
@@ -63,7 +65,10 @@ def test_bad_extract(case, tmp_path, ingest_stage):
         assert find_cpr_numbers(message) == []  # an error message never repeats a person number
         return
 
-    result, _ = ingest_stage.ingest_folder(folder, env={})
+    recorded = tmp_path / "extract_identifiers.parquet"
+    result, _ = ingest_stage.ingest_folder(folder, env={}, identifiers=recorded)
+    # what ingest records for the identifier scans is what reading the extract again gives
+    assert read_recorded_identifiers(recorded, DEVELOPMENT_KEY) == extract_pnr_values(folder, DEVELOPMENT_KEY)
     for name, quality in result.quality["files"].items():
         assert quality["rows_read"] == quality["rows_accepted"] + quality["rows_quarantined"], name
         assert sum(quality["quarantined_by_reason"].values()) == quality["rows_quarantined"], name

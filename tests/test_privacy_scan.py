@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lyskegle import identifier_scan, io, privacy
+from lyskegle.pseudonym import DEVELOPMENT_KEY, pseudonyms_of_normalised
 from lyskegle.privacy import (
     CPR_SHAPED,
     EXTRACT_PNR,
@@ -273,6 +274,42 @@ def test_privacy_checks_use_digests_read_before_and_do_not_read_the_extract_agai
     assert any("clean.json" in reason for reason in reasons["identifier_scan"])
 
 
+def test_the_identifiers_ingest_records_are_pseudonyms_usable_only_with_the_same_key(tmp_path):
+    values = pa.array(["610170-1234", "6101701235", None, "6101701234", "QX7ZK2PA"])
+    path = tmp_path / "extract_identifiers.parquet"
+    io.write_arrow_parquet(identifier_scan.recorded_identifiers(extract_identifiers_of(values, DEVELOPMENT_KEY)), path)
+    known = identifier_scan.read_recorded_identifiers(path, DEVELOPMENT_KEY)
+    assert known.size == 3 and known.lengths == {8, 10} and not known.digits_only
+    assert known == extract_identifiers(["6101701234", "6101701235", "QX7ZK2PA"], DEVELOPMENT_KEY)
+    hits = find_identifiers("a QX7ZK2PA b 610170-1235 c 6101701236", known)
+    assert [(offset, kind) for offset, kind in hits if kind == EXTRACT_PNR] == [(2, EXTRACT_PNR), (13, EXTRACT_PNR)]
+    # the file holds pseudonyms, never a value, and nothing a scan would take for one
+    stored = pq.read_table(path).column("pseudonym").to_pylist()
+    assert stored == sorted(pseudonyms_of_normalised(["6101701234", "6101701235", "QX7ZK2PA"], DEVELOPMENT_KEY).to_pylist())
+    assert identifier_scan.scan_file(path, known) == []
+    # another key cannot test a value against them: the stage reads the extract instead
+    assert identifier_scan.read_recorded_identifiers(path, b"another key of at least 16 bytes") is None
+    assert identifier_scan.read_recorded_identifiers(tmp_path / "missing.parquet", DEVELOPMENT_KEY) is None
+    with pytest.raises(ValueError, match="only identifiers keyed"):
+        identifier_scan.recorded_identifiers(extract_identifiers_of(values))
+
+
+def test_a_stage_with_another_key_than_ingest_reads_the_extract_itself(written_outputs, monkeypatch):
+    root = written_outputs
+    recorded = root / "data" / "ingested" / "extract_identifiers.parquet"
+    synthetic = root / "data" / "synthetic"
+    known = identifier_scan.extract_pnr_values(synthetic, DEVELOPMENT_KEY)
+    io.write_arrow_parquet(identifier_scan.recorded_identifiers(known), recorded)
+    io.write_json({"synthetic": True}, synthetic / io.EXTRACT_MARKER)
+    monkeypatch.delenv("LYSKEGLE_PSEUDONYM_KEY", raising=False)
+    monkeypatch.delenv("LYSKEGLE_PSEUDONYM_KEY_FILE", raising=False)
+    assert identifier_scan.stage_identifiers(recorded, synthetic, allow_development_key=True).key == DEVELOPMENT_KEY
+    # the development key is not this stage's: no key at all, or another one in the environment
+    assert identifier_scan.stage_identifiers(recorded, synthetic, allow_development_key=False) is None
+    monkeypatch.setenv("LYSKEGLE_PSEUDONYM_KEY", "another key of at least 16 bytes")
+    assert identifier_scan.stage_identifiers(recorded, synthetic, allow_development_key=True) is None
+
+
 def _scan_stage():
     import importlib.util
 
@@ -282,7 +319,8 @@ def _scan_stage():
     return module
 
 
-def test_the_final_scan_stage_catches_a_pnr_in_a_page_written_after_the_audit(written_outputs):
+@pytest.mark.parametrize("recorded", [False, True], ids=["extract-read", "recorded-by-ingest"])
+def test_the_final_scan_stage_catches_a_pnr_in_a_page_written_after_the_audit(written_outputs, recorded, monkeypatch):
     root = written_outputs
     (root / "params.yaml").write_text(
         "extract:\n  path: null\nprivacy:\n  min_cell: 5\naudit:\n  fail_on_violation: true\n", encoding="utf-8")
@@ -292,6 +330,14 @@ def test_the_final_scan_stage_catches_a_pnr_in_a_page_written_after_the_audit(wr
     argv = ["--params", str(root / "params.yaml"), "--synthetic", str(root / "data" / "synthetic"),
             "--scan", str(root / "data"), "--scan", str(root / "reports"), "--scan", str(root / "mlartifacts"),
             "--out", str(root / "reports" / "privacy_scan.json")]
+    if recorded:  # the extract's values as ingest recorded them, not read from the extract again
+        (root / "params.yaml").write_text((root / "params.yaml").read_text() + "ingest:\n  allow_development_key: true\n")
+        io.write_json({"synthetic": True}, root / "data" / "synthetic" / io.EXTRACT_MARKER)
+        known = identifier_scan.extract_pnr_values(root / "data" / "synthetic", DEVELOPMENT_KEY)
+        path = root / "data" / "ingested" / "extract_identifiers.parquet"
+        io.write_arrow_parquet(identifier_scan.recorded_identifiers(known), path)
+        argv += ["--extract-identifiers", str(path)]
+        monkeypatch.setattr(identifier_scan, "extract_pnr_values", lambda *a: pytest.fail("read the extract again"))
     assert _scan_stage().main(argv) == 0
     assert io.read_json(root / "reports" / "privacy_scan.json")["passed"] is True
 

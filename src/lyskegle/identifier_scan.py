@@ -2,7 +2,9 @@
 
 Used by the ``audit`` stage (before a model is promoted) and by the final ``scan`` stage (after the
 report, so that the pages, model cards and MLflow artifacts written after the audit are covered
-too). Reads files only; the raw PNR values of the extract are kept as digests in memory.
+too). Reads files only. The extract's raw PNR values are looked for by their digests: the
+pseudonyms ingest recorded for them (:func:`read_recorded_identifiers`, when the stage holds the
+same key), or else SHA-256 digests of the values read from the extract again, held in memory only.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import functools
 import gzip
 import hashlib
 import json
+import logging
 import os
 import sys
 from collections.abc import Iterable, Iterator
@@ -21,19 +24,24 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from lyskegle import io, privacy
 from lyskegle.concurrency import map_in_order
+from lyskegle.pseudonym import PseudonymKeyError, choose_key, load_key, pseudonym_of_normalised
 
 PNR_COLUMNS = ("PNR", "MOR_ID", "FAR_ID", "E_FAELLE_ID")
 #: count columns of a shown CSV table that must never hold 1..min_cell-1 persons
 COUNT_COLUMNS = ("persons", "residents", "n_persons", "count")
 HITS_LISTED = 5  # offsets listed per file in the record; the count says how many there were
 
+log = logging.getLogger("lyskegle.identifier_scan")
 
-def extract_pnr_values(folder: Path) -> privacy.ExtractIdentifiers:
-    """Digests of every raw PNR (and parent/partner PNR) value in the extract folder's registers.
+
+def extract_pnr_values(folder: Path, key: bytes | None = None) -> privacy.ExtractIdentifiers:
+    """Digests of every raw PNR (and parent/partner PNR) value in the extract folder's registers,
+    keyed with the pseudonymisation ``key`` when one is given.
 
     Two files are read at a time: Arrow reads and de-duplicates without holding the GIL, so the
     second core does half the work (the files' order, and so the result, does not change)."""
@@ -44,7 +52,7 @@ def extract_pnr_values(folder: Path) -> privacy.ExtractIdentifiers:
         for arrays in tqdm(pool.map(_distinct_pnr_values, paths), total=len(paths), desc="extract PNR values",
                            unit="file", file=sys.stderr):
             distinct.extend(arrays)
-    return privacy.extract_identifiers_of(pa.chunked_array(distinct, type=pa.large_string()))
+    return privacy.extract_identifiers_of(pa.chunked_array(distinct, type=pa.large_string()), key)
 
 
 def _distinct_pnr_values(path: Path) -> list[pa.Array]:
@@ -62,6 +70,59 @@ def _distinct_pnr_values(path: Path) -> list[pa.Array]:
             distinct.append(pa.array(column.to_pandas().dropna().astype("string[pyarrow]").unique(),
                                      type=pa.large_string()))
     return distinct
+
+
+# --- the extract's identifiers, recorded by ingest ------------------------------------------------
+
+#: the file ingest writes the extract's identifiers to, in its output folder
+IDENTIFIERS_FILE = "extract_identifiers.parquet"
+#: what the key check of a recorded set is the pseudonym of (a fixed text, no person's)
+_KEY_CHECK_TEXT = "lyskegle: the key these pseudonyms were made with"
+
+
+def recorded_identifiers(known: privacy.ExtractIdentifiers) -> pa.Table:
+    """The extract's identifiers as ingest records them (:meth:`lyskegle.ingest.PersonKeys.identifiers`:
+    keyed digests, that is the pseudonyms of every person key) as a table of one sorted column
+    ``pseudonym``. Its schema metadata holds the keys' lengths, whether all are digits, and a key
+    check (the key's pseudonym of a fixed text), so a reader with another key knows the set is not
+    for it. Unkeyed digests are refused: they must never be written."""
+    if known.key is None:
+        raise ValueError("only identifiers keyed with the pseudonymisation key may be written")
+    column = pa.array(sorted(d.decode("ascii") for d in known.digests), type=pa.string())
+    metadata = {"lengths": sorted(known.lengths), "digits_only": known.digits_only,
+                "key_check": pseudonym_of_normalised(_KEY_CHECK_TEXT, known.key)}
+    return pa.table({"pseudonym": column}).replace_schema_metadata({"lyskegle": json.dumps(metadata)})
+
+
+def stage_identifiers(recorded: Path, extract_folder: Path,
+                      allow_development_key: bool) -> privacy.ExtractIdentifiers | None:
+    """The identifiers ingest recorded at ``recorded``, when this stage holds the key they were made
+    with (the same environment as ingest, or the development key for a synthetic extract); None
+    otherwise, and the extract is read instead (:func:`privacy_checks` does that)."""
+    marker = io.read_extract_marker(extract_folder)
+    try:
+        key = choose_key(load_key(), bool(marker.get("synthetic", False)), allow_development_key)
+    except PseudonymKeyError:
+        log.info("no pseudonymisation key in this stage's environment: the extract's PNR values are read again")
+        return None
+    known = read_recorded_identifiers(recorded, key)
+    if known is None:
+        log.warning("%s was not made with this stage's pseudonymisation key (or is missing): the extract's PNR "
+                    "values are read again", recorded)
+    return known
+
+
+def read_recorded_identifiers(path: Path, key: bytes) -> privacy.ExtractIdentifiers | None:
+    """The set :func:`recorded_identifiers` wrote to ``path``, or None when it was made with another
+    key (or there is none): then the caller reads the extract itself."""
+    if not path.exists():
+        return None
+    table = pq.read_table(path)
+    metadata = json.loads((table.schema.metadata or {}).get(b"lyskegle", b"{}"))
+    if metadata.get("key_check") != pseudonym_of_normalised(_KEY_CHECK_TEXT, key):
+        return None
+    digests = frozenset(v.encode("ascii") for v in table.column("pseudonym").to_pylist())
+    return privacy.ExtractIdentifiers(digests, frozenset(metadata["lengths"]), bool(metadata["digits_only"]), key=key)
 
 
 def _is_pnr_column(name: str) -> bool:

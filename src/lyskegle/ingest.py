@@ -60,6 +60,7 @@ import pyarrow.compute as pc
 from lyskegle.calendar import parse_dream_month_column, parse_dream_week_column
 from lyskegle.codes import is_known
 from lyskegle.io import ExtractError, RawRegister
+from lyskegle.privacy import MAX_TOKEN, ExtractIdentifiers
 from lyskegle.pseudonym import DEVELOPMENT_KEY, PseudonymKeyError, pseudonyms_of_normalised
 from lyskegle.schemas import (
     AMOUNT, DATE, DREAM_STEM, INTEGER, LINK, PERSON, REGISTERS, RegisterSpec,
@@ -130,6 +131,21 @@ class PersonKeys:
     def pseudonyms(self, slots: np.ndarray) -> pd.Series:
         """Pseudonyms (Arrow-backed strings) of slots from :meth:`slots`; -1 gives missing."""
         return _series(self._pseudonyms.take(pa.array(slots, mask=slots < 0)))
+
+    def identifiers(self, max_length: int = MAX_TOKEN) -> ExtractIdentifiers:
+        """Every person key seen, as the identifier scans look for them: their pseudonyms (keys over
+        ``max_length`` characters left out, as the scans leave them out), lengths and whether all
+        are digits. Nothing is hashed again: the pseudonyms are those the keys were given."""
+        lengths = np.zeros(self.n_slots, dtype=np.int64)
+        digits = np.ones(self.n_slots, dtype=bool)
+        lengths[self._number_slots] = self._numbers // _DIGITS_SCALE
+        if len(self._texts):
+            lengths[self._text_slots] = pc.utf8_length(self._texts).to_numpy(zero_copy_only=False)
+            digits[self._text_slots] = _mask(pc.match_substring_regex(self._texts, "^[0-9]+$"))
+        kept = lengths <= max_length
+        pseudonyms = self._pseudonyms.filter(pa.array(kept)).to_pylist()
+        return ExtractIdentifiers(frozenset(p.encode("ascii") for p in pseudonyms),
+                                  frozenset(np.unique(lengths[kept]).tolist()), bool(digits[kept].all()), key=self.key)
 
     def _add(self, values: list[str]) -> np.ndarray:
         """Hash new keys; returns their slots."""
@@ -263,6 +279,8 @@ class IngestResult:
     quarantine: dict[str, pd.DataFrame]
     quality: dict[str, Any]
     extract: dict[str, Any] = field(default_factory=dict)
+    #: every person key of the extract as its pseudonym, for the identifier scans (PersonKeys.identifiers)
+    identifiers: ExtractIdentifiers | None = None
 
 
 def register_of(file_name: str) -> tuple[str, int | None]:
@@ -421,7 +439,8 @@ def _combine(results: list[FileResult], keys: PersonKeys, marked_synthetic: bool
         "last_week": last_week,
     }
     quarantine = {result.name.rsplit(".", 1)[0]: result.quarantine for result in results}
-    return IngestResult(OutputTables(parts, person_columns, keys), quarantine, {"files": files, "totals": totals}, extract)
+    return IngestResult(OutputTables(parts, person_columns, keys), quarantine, {"files": files, "totals": totals}, extract,
+                        keys.identifiers())
 
 
 def _output_parts(result: FileResult) -> list[tuple[str, pd.DataFrame]]:

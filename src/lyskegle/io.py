@@ -44,7 +44,11 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
 
 def write_parquet(frame: pd.DataFrame, path: str | Path) -> None:
     """Write a frame without its index, atomically, with deterministic bytes for equal input."""
-    table = pa.Table.from_pandas(frame, preserve_index=False)
+    write_arrow_parquet(pa.Table.from_pandas(frame, preserve_index=False), path)
+
+
+def write_arrow_parquet(table: pa.Table, path: str | Path) -> None:
+    """Write an Arrow table (with its schema metadata), atomically, with deterministic bytes."""
     with atomic_path(path) as temporary:
         pq.write_table(table, temporary, compression="zstd")
 

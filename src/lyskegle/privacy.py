@@ -13,12 +13,14 @@ import functools
 import hashlib
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from lyskegle.pseudonym import pseudonym_of_normalised, pseudonyms_of_normalised
 
 SUPPRESSED_FLAG = "suppressed"
 
@@ -95,33 +97,55 @@ def is_shown(persons: int | float, min_cell: int) -> bool:
 SCAN_CPR_PATTERN = re.compile(
     r"(?<![0-9A-Za-z.])(?:0[1-9]|[12]\d|3[01]|6[1-9]|[78]\d|9[01])(?:0[1-9]|1[0-2])\d{2}-?\d{4}(?![0-9A-Za-z])"
 )
-_MAX_TOKEN = 64
+#: the longest PNR value the scan looks for (longer ones are not ids of any extract)
+MAX_TOKEN = 64
 #: text carried from one block of a file into the next, so a number split by a block edge is found
-_CARRY = 2 * _MAX_TOKEN + 16
+_CARRY = 2 * MAX_TOKEN + 16
 CPR_SHAPED = "cpr_shaped"
 EXTRACT_PNR = "extract_pnr"
 
 
 @dataclass(frozen=True)
 class ExtractIdentifiers:
-    """SHA-256 digests of the extract's normalised PNR values (never the values), their lengths and
-    whether every value is ASCII digits (then only digit runs are hashed, not every id of that length)."""
+    """Digests of the extract's normalised PNR values (never the values), their lengths and whether
+    every value is ASCII digits (then only digit runs are hashed, not every id of that length).
+
+    Without a ``key`` a digest is the value's SHA-256, held in memory only: ten-digit numbers are
+    few enough to hash them all, so such digests must never be written. With the pseudonymisation
+    ``key`` a digest is the value's pseudonym (as ASCII bytes), exactly what ingest writes in place
+    of every PNR: such a set may be kept with the other pseudonymised data, and only a holder of the
+    key can test a value against it.
+    """
 
     digests: frozenset[bytes]
     lengths: frozenset[int]
     digits_only: bool = False
+    key: bytes | None = field(default=None, repr=False)
 
     @property
     def size(self) -> int:
         return len(self.digests)
 
+    def digest(self, value: str) -> bytes:
+        """The digest of one normalised value, as the set holds them."""
+        if self.key is None:
+            return hashlib.sha256(value.encode("utf-8")).digest()
+        return pseudonym_of_normalised(value, self.key).encode("ascii")
 
-def extract_identifiers(values: Iterable[str]) -> ExtractIdentifiers:
-    """Digests of the distinct PNR values given (``DDMMYY-SSSS`` counts as ``DDMMYYSSSS``)."""
+
+def extract_identifiers(values: Iterable[str], key: bytes | None = None) -> ExtractIdentifiers:
+    """Digests of the distinct PNR values given (``DDMMYY-SSSS`` counts as ``DDMMYYSSSS``), keyed
+    with the pseudonymisation ``key`` when one is given (see :class:`ExtractIdentifiers`)."""
     distinct = {_normalise_token(str(v).strip()) for v in values if v is not None and str(v).strip()}
-    distinct = {v for v in distinct if len(v) <= _MAX_TOKEN}
-    return ExtractIdentifiers(frozenset(_digest(v) for v in distinct), frozenset(len(v) for v in distinct),
-                              digits_only=all(_DIGITS.fullmatch(v) for v in distinct))
+    distinct = sorted(v for v in distinct if len(v) <= MAX_TOKEN)
+    return ExtractIdentifiers(frozenset(_digests(distinct, key)), frozenset(len(v) for v in distinct),
+                              digits_only=all(_DIGITS.fullmatch(v) for v in distinct), key=key)
+
+
+def _digests(values: list[str], key: bytes | None) -> list[bytes]:
+    if key is None:
+        return [hashlib.sha256(v.encode("utf-8")).digest() for v in values]
+    return [v.encode("ascii") for v in pseudonyms_of_normalised(values, key).to_pylist()]
 
 
 #: ids of ASCII letters, digits and dashes only (every PNR of a real or synthetic extract): for
@@ -129,7 +153,7 @@ def extract_identifiers(values: Iterable[str]) -> ExtractIdentifiers:
 _PLAIN_ID = "^[0-9A-Za-z-]+$"
 
 
-def extract_identifiers_of(values: pa.Array | pa.ChunkedArray) -> ExtractIdentifiers:
+def extract_identifiers_of(values: pa.Array | pa.ChunkedArray, key: bytes | None = None) -> ExtractIdentifiers:
     """:func:`extract_identifiers` of an Arrow string array, with the same result.
 
     Plain ids (:data:`_PLAIN_ID`) are normalised and de-duplicated by Arrow; only their SHA-256
@@ -140,15 +164,18 @@ def extract_identifiers_of(values: pa.Array | pa.ChunkedArray) -> ExtractIdentif
     values = pc.drop_null(pc.unique(pa.chunked_array([values]) if isinstance(values, pa.Array) else values))
     values = values.cast(pa.large_string())
     plain = pc.match_substring_regex(values, _PLAIN_ID)
-    other = extract_identifiers(pc.filter(values, pc.invert(plain)).to_pylist())
+    other = extract_identifiers(pc.filter(values, pc.invert(plain)).to_pylist(), key)
     ids = pc.filter(values, plain)
     ids = pc.if_else(pc.match_substring_regex(ids, "^[0-9]{6}-[0-9]{4}$"), pc.replace_substring(ids, "-", ""), ids)
-    ids = pc.unique(pc.filter(ids, pc.less_equal(pc.utf8_length(ids), _MAX_TOKEN)))
+    ids = pc.unique(pc.filter(ids, pc.less_equal(pc.utf8_length(ids), MAX_TOKEN)))
     lengths = frozenset(pc.unique(pc.utf8_length(ids)).to_pylist())
     digits_only = len(ids) == 0 or pc.all(pc.match_substring_regex(ids, "^[0-9]+$")).as_py()
-    digests = frozenset(hashlib.sha256(v).digest() for v in pc.cast(ids, pa.large_binary()).to_pylist())
+    if key is None:
+        digests = frozenset(hashlib.sha256(v).digest() for v in pc.cast(ids, pa.large_binary()).to_pylist())
+    else:
+        digests = frozenset(v.encode("ascii") for v in pseudonyms_of_normalised(ids.to_pylist(), key).to_pylist())
     return ExtractIdentifiers(digests | other.digests, lengths | other.lengths,
-                              digits_only=bool(digits_only and other.digits_only))
+                              digits_only=bool(digits_only and other.digits_only), key=key)
 
 
 def find_identifiers(text: str, known: ExtractIdentifiers | None = None) -> list[tuple[int, str]]:
@@ -157,7 +184,7 @@ def find_identifiers(text: str, known: ExtractIdentifiers | None = None) -> list
     hits: dict[int, str] = {m.start(): CPR_SHAPED for m in SCAN_CPR_PATTERN.finditer(text)}
     if known is not None and known.digests:
         for match in _token_pattern(known.lengths, known.digits_only).finditer(text):
-            if _digest(_normalise_token(match.group())) in known.digests:
+            if known.digest(_normalise_token(match.group())) in known.digests:
                 hits[match.start()] = EXTRACT_PNR
     return sorted(hits.items())
 
@@ -179,7 +206,7 @@ def scan_blocks(blocks: Iterable[bytes], known: ExtractIdentifiers | None = None
         for offset, kind in find_identifiers_in_bytes(data, known):
             if offset == 0 and start > 0:
                 continue  # the carried text starts mid-file: what stands left of it is unknown
-            if last or offset + _MAX_TOKEN + 16 < len(data):  # else it lies in the carry: found next time
+            if last or offset + MAX_TOKEN + 16 < len(data):  # else it lies in the carry: found next time
                 hits.setdefault(start + offset, kind)
         keep = min(len(data), _CARRY)
         start += len(data) - keep
@@ -341,10 +368,6 @@ _DIGITS = re.compile(r"[0-9]+")
 
 def _normalise_token(value: str) -> str:
     return value.replace("-", "") if _DASHED_CPR.fullmatch(value) else value
-
-
-def _digest(value: str) -> bytes:
-    return hashlib.sha256(value.encode("utf-8")).digest()
 
 
 # --- k-anonymity -------------------------------------------------------------------------------------
