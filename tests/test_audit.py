@@ -17,6 +17,7 @@ from lyskegle.features import model_feature_columns
 from lyskegle.identifier_scan import shown_small_cells
 from lyskegle.models import Candidate, ColumnRoles, build_pipeline, column_roles, model_inputs
 from lyskegle.audit import (
+    AUDIT_COLUMNS,
     AuditInputError,
     FairnessRule,
     audit_groups,
@@ -271,6 +272,59 @@ def test_bootstrap_intervals_hold_the_estimate_and_repeat_with_the_seed(random_p
     sized = first.loc[first["persons"] >= 30]
     assert ((sized["selection_rate_low"] <= sized["selection_rate"]) & (sized["selection_rate"] <= sized["selection_rate_high"])).all()
     assert (sized["selection_rate_high"] > sized["selection_rate_low"]).all()
+
+
+def _persons_seen_twice(random_predictions: pd.DataFrame) -> pd.DataFrame:
+    """The random predictions with persons seen at both dates, tied scores, categorical columns and
+    an area spelt as the missing areas are named: what the coded fairness table must get right."""
+    frame = random_predictions.copy()
+    frame["person_id"] = [f"p{i % 250:04d}" for i in range(len(frame))]
+    frame["score"] = (frame["score"] * 20).round() / 20
+    frame["audit_age_band"] = frame["audit_age_band"].astype("category")
+    frame.loc[frame.index[::37], "audit_area"] = "outside_areas"
+    return frame
+
+
+def test_audit_groups_are_the_attributes_as_text_joined_for_the_intersections(random_predictions):
+    frame = _persons_seen_twice(random_predictions)
+    text = {a: frame[c].astype("string") for a, c in AUDIT_COLUMNS.items()}
+    text["area"] = text["area"].fillna("outside_areas")
+    text["sex_x_origin_group"] = text["sex"] + " x " + text["origin_group"]
+    text["origin_group_x_area"] = text["origin_group"] + " x " + text["area"]
+    pd.testing.assert_frame_equal(audit_groups(frame), pd.DataFrame(text), check_names=False)
+
+
+def test_the_top_k_flags_are_those_of_a_sort_by_date_score_and_person(random_predictions):
+    frame = _persons_seen_twice(random_predictions).sample(frac=1, random_state=2)
+    order = frame.sort_values(["as_of", "score", "person_id"], ascending=[True, False, True], kind="mergesort")
+    rank = order.groupby("as_of").cumcount()
+    expected = rank < np.ceil(order.groupby("as_of")["score"].transform("size") * 15 / 100)
+    pd.testing.assert_series_equal(flag_top_k(frame, 15), expected.reindex(frame.index).rename("flagged"))
+
+
+def test_the_fairness_table_is_that_of_each_group_taken_on_its_own(random_predictions):
+    # the table codes groups and cells once for all rows; taking each group's rows by its name,
+    # in name order, with the same generator must give the same figures and intervals
+    frame = _persons_seen_twice(random_predictions)
+    table = fairness_table(frame, rule(), np.random.default_rng(4)).set_index(["attribute", "group"])
+    groups = audit_groups(frame)
+    groups.insert(0, "overall", "all")
+    flagged = flag_top_k(frame, rule().top_k_percent)
+    rng = np.random.default_rng(4)
+    for attribute in groups.columns:
+        figures = group_figures(frame["label"], flagged, frame["score"], groups[attribute])
+        for group in sorted(figures.index):
+            inside = (groups[attribute] == group).to_numpy()
+            replicates = bootstrap_replicates(frame["person_id"][inside], frame["label"].to_numpy()[inside],
+                                              flagged.to_numpy()[inside], frame["score"].to_numpy()[inside],
+                                              rule().bootstrap_samples, rng)
+            row = table.loc[(attribute, group)]
+            assert row["persons"] == frame.loc[inside, "person_id"].nunique()
+            for figure in ("selection_rate", "tpr", "roc_auc", "mean_score"):
+                assert row[figure] == figures.loc[group, figure] or np.isnan(row[figure]), (attribute, group, figure)
+                finite = replicates[figure][np.isfinite(replicates[figure])]
+                if len(finite) >= 0.9 * len(replicates[figure]):
+                    assert row[f"{figure}_low"] == np.percentile(finite, (1 - 0.95) / 2 * 100), (attribute, group, figure)
 
 
 # --- input errors -----------------------------------------------------------------------------------

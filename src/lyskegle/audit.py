@@ -122,11 +122,30 @@ def flag_top_k(predictions: pd.DataFrame, top_k_percent: float) -> pd.Series:
     Ties are broken by ``person_id`` (ascending), so the same predictions always flag the same persons.
     """
     _require(predictions, ["as_of", "person_id", "score"])
-    order = predictions.sort_values(["as_of", "score", "person_id"], ascending=[True, False, True], kind="mergesort")
-    rank = order.groupby("as_of", sort=False).cumcount().to_numpy()
-    size = order.groupby("as_of", sort=False)["score"].transform("size").to_numpy()
-    flagged = rank < np.ceil(size * top_k_percent / 100.0)
-    return pd.Series(flagged, index=order.index, name="flagged").reindex(predictions.index)
+    flagged = _top_k(_sort_codes(predictions["as_of"]), predictions["score"].to_numpy("float64"),
+                     _sort_codes(predictions["person_id"]), top_k_percent)
+    return pd.Series(flagged, index=predictions.index, name="flagged")
+
+
+def _sort_codes(values: pd.Series) -> np.ndarray:
+    """Codes that sort as the values do (missing last), as pandas sorts a column."""
+    codes, uniques = pd.factorize(values, sort=True)
+    return np.where(codes < 0, len(uniques), codes)
+
+
+def _top_k(as_of: np.ndarray, score: np.ndarray, person: np.ndarray, top_k_percent: float) -> np.ndarray:
+    """:func:`flag_top_k` of sort codes of the as-of dates and persons (:func:`_sort_codes`): rows in
+    the order of (as-of date, score descending, person), ties in row order, and the first
+    ``ceil(k %)`` of each date flagged."""
+    score_codes = _sort_codes(pd.Series(score))
+    descending = np.where(np.isnan(score), score_codes, score_codes.max(initial=0) - score_codes)
+    order = np.lexsort((person, descending, as_of))
+    sizes = np.bincount(as_of)
+    starts = np.cumsum(sizes) - sizes
+    rank = np.arange(len(order)) - starts[as_of[order]]
+    flagged = np.empty(len(order), dtype=bool)
+    flagged[order] = rank < np.ceil(sizes[as_of[order]] * top_k_percent / 100.0)
+    return flagged
 
 
 def audit_groups(predictions: pd.DataFrame) -> pd.DataFrame:
@@ -136,35 +155,58 @@ def audit_groups(predictions: pd.DataFrame) -> pd.DataFrame:
     Raises :class:`AuditInputError` for a missing audit column, a missing value (other than area),
     an origin group outside danish/western/non_western, or an attribute with fewer than two groups.
     """
+    return pd.DataFrame({attribute: pd.Series(names[codes], index=predictions.index, dtype="string")
+                         for attribute, (codes, names) in coded_groups(predictions).items()})
+
+
+def coded_groups(predictions: pd.DataFrame) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """:func:`audit_groups` as ``(codes, names)`` per attribute: each row's group as an integer code
+    into the group names, which are sorted (so code order is name order). Grouping a million rows by
+    integer codes instead of text is what keeps the fairness table quick at national scale."""
     _require(predictions, list(AUDIT_COLUMNS.values()))
-    groups = pd.DataFrame(index=predictions.index)
+    groups: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for attribute, column in AUDIT_COLUMNS.items():
         values = predictions[column]
         if isinstance(values.dtype, pd.CategoricalDtype):
             empty = [str(c) for c, n in values.value_counts().items() if n == 0]
             if empty:
                 raise AuditInputError(f"{column}: group(s) {empty} have no persons")
-        values = values.astype("string")
+        codes, uniques = pd.factorize(values)
+        names = [str(value) for value in uniques]
+        missing = codes < 0
         if attribute == "area":
-            values = values.fillna(OUTSIDE_AREAS)
-        elif values.isna().any():
+            codes = np.where(missing, len(names), codes)
+            names.append(OUTSIDE_AREAS)
+        elif missing.any():
             raise AuditInputError(
-                f"{column}: {int(values.isna().sum())} row(s) have no value; "
+                f"{column}: {int(missing.sum())} row(s) have no value; "
                 "persons without a value would escape the audit"
             )
-        groups[attribute] = values
-    unknown = sorted(set(groups["origin_group"]) - set(ORIGIN_GROUPS))
+        groups[attribute] = _sorted_names(codes, names)
+    unknown = sorted(set(groups["origin_group"][1]) - set(ORIGIN_GROUPS))
     if unknown:
         raise AuditInputError(f"audit_origin_group: unknown group(s) {unknown}; expected {list(ORIGIN_GROUPS)}")
     for first, second in INTERSECTIONS:
-        groups[f"{first}_x_{second}"] = groups[first] + " x " + groups[second]
+        (a, a_names), (b, b_names) = groups[first], groups[second]
+        pairs, codes = np.unique(a * len(b_names) + b, return_inverse=True)
+        names = [f"{a_names[pair // len(b_names)]} x {b_names[pair % len(b_names)]}" for pair in pairs]
+        groups[f"{first}_x_{second}"] = _sorted_names(codes, names)
     for attribute in AUDIT_COLUMNS:
-        if groups[attribute].nunique() < 2:
+        codes, names = groups[attribute]
+        if len(names) < 2:
             raise AuditInputError(
-                f"{AUDIT_COLUMNS[attribute]}: only one group ({groups[attribute].iloc[0]!r}), "
-                "so there is nothing to compare it with"
+                f"{AUDIT_COLUMNS[attribute]}: only one group ({names[0]!r}), so there is nothing to compare it with"
             )
     return groups
+
+
+def _sorted_names(codes: np.ndarray, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Codes and names renumbered so that the names are sorted and each one occurs (equal names,
+    e.g. the value ``outside_areas`` beside missing areas, become one group)."""
+    distinct, new_code = np.unique(np.asarray(names, dtype=object).astype(str), return_inverse=True)
+    present = np.bincount(new_code[codes], minlength=len(distinct)) > 0
+    renumber = np.cumsum(present) - 1
+    return renumber[new_code[codes]], distinct[present].astype(object)
 
 
 # --- group figures ----------------------------------------------------------------------------------
@@ -209,28 +251,40 @@ def group_figures(labels: pd.Series, flagged: pd.Series, scores: pd.Series, grou
     is a weighted count, so it is exactly that of the rows themselves. The ROC AUC is not: with an
     uncalibrated model nearly every score is distinct, so it is computed on each group's rows.
     """
-    group_values = groups.to_numpy(dtype=object)
-    rows = pd.DataFrame({"group": group_values, "y": labels.to_numpy(dtype="int8"), "flag": flagged.to_numpy(dtype="int8")})
-    distinct = rows.value_counts(["group", "y", "flag"], sort=False, dropna=False).reset_index(name="weight")
+    codes, uniques = pd.factorize(groups.astype(str), sort=True)
+    return _group_figures(labels.to_numpy(dtype="int8"), flagged.to_numpy(dtype="int8"), scores.to_numpy("float64"),
+                          codes, np.asarray(uniques, dtype=object))
+
+
+def _group_figures(y: np.ndarray, flag: np.ndarray, score: np.ndarray, codes: np.ndarray,
+                   names: np.ndarray) -> pd.DataFrame:
+    """:func:`group_figures` of each row's group as a code into ``names`` (sorted, each present)."""
+    cells = pd.DataFrame({"group": codes, "y": y, "flag": flag})
+    distinct = cells.value_counts(["group", "y", "flag"], sort=False).reset_index(name="weight")
     weight = distinct["weight"].to_numpy("float64")
     figures = MetricFrame(
         metrics=RATE_METRICS,
         y_true=distinct["y"].to_numpy(),
         y_pred=distinct["flag"].to_numpy(),
-        sensitive_features=distinct["group"].to_numpy(dtype=object),
+        sensitive_features=names[distinct["group"].to_numpy()],
         sample_params={name: {"sample_weight": weight} for name in RATE_METRICS},
     ).by_group
-    y, score = rows["y"].to_numpy(), scores.to_numpy("float64")
-    positions = pd.Series(group_values).groupby(group_values, dropna=False).indices
-    figures["roc_auc"] = pd.Series({group: _roc_auc(y[at], score[at]) for group, at in positions.items()})
+    figures["roc_auc"] = pd.Series({names[code]: _roc_auc(y[at], score[at]) for code, at in _rows_of(codes).items()})
     figures = figures[list(METRICS)]
     figures.index = figures.index.astype(str).rename("group")
-    sums = pd.DataFrame({"predictions": 1, "positives": labels.to_numpy("int64"), "flagged": flagged.to_numpy("int64"),
-                         "score": score}).groupby(group_values).sum()
-    sums.index = sums.index.astype(str).rename("group")
+    sums = pd.DataFrame({"predictions": 1, "positives": y.astype("int64"), "flagged": flag.astype("int64"),
+                         "score": score}).groupby(codes).sum()
+    sums.index = pd.Index(names[sums.index.to_numpy()].astype(str), name="group")
     sums["mean_score"] = sums.pop("score") / sums["predictions"]
     sums["observed_rate"] = sums["positives"] / sums["predictions"]
     return sums[["predictions", "positives", "flagged"]].join(figures).join(sums[["mean_score", "observed_rate"]])
+
+
+def _rows_of(codes: np.ndarray) -> dict[int, np.ndarray]:
+    """The rows of each code, in row order, by code (ascending)."""
+    order = np.argsort(codes, kind="stable")
+    bounds = np.flatnonzero(np.diff(codes[order])) + 1
+    return {int(codes[part[0]]): part for part in np.split(order, bounds) if len(part)}
 
 
 def score_levels(labels: np.ndarray, scores: np.ndarray) -> tuple[sparse.csr_matrix, sparse.csr_matrix]:
@@ -293,7 +347,13 @@ def bootstrap_replicates(
     as a weight per person, at a draw per class: a few thousand instead of a million.
     """
     cells, cell_of_row = _cells(labels, flagged, scores)
-    incidence, sizes = person_classes(pd.factorize(person_ids)[0], cell_of_row)
+    return _bootstrap_cells(pd.factorize(person_ids)[0], cells, cell_of_row, samples, rng)
+
+
+def _bootstrap_cells(person_of_row: np.ndarray, cells: dict[str, np.ndarray], cell_of_row: np.ndarray, samples: int,
+                     rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """:func:`bootstrap_replicates` of the group's rows as cells (:func:`_cells`) and dense person codes."""
+    incidence, sizes = person_classes(person_of_row, cell_of_row)
     levels = score_levels(cells["label"], cells["score"])
     parts: list[dict[str, np.ndarray]] = []
     step = max(1, _MAX_WEIGHT_CELLS // max(len(sizes), 1))
@@ -376,34 +436,35 @@ def fairness_table(predictions: pd.DataFrame, rule: FairnessRule, rng: np.random
     if predictions["score"].isna().any():
         raise AuditInputError(f"score: {int(predictions['score'].isna().sum())} row(s) have no score")
 
-    groups = audit_groups(predictions)
+    # every group as an integer code, every person too: grouping a million rows by text, once per
+    # attribute, was most of the table's time
+    groups = coded_groups(predictions)
     if attributes is not None:
-        groups = groups[list(attributes)]
-    groups.insert(0, OVERALL, "all")
-    flagged = flag_top_k(predictions, rule.top_k_percent)
-    labels = predictions["label"].astype("int8")
-    scores = predictions["score"].astype("float64")
+        groups = {attribute: groups[attribute] for attribute in attributes}
+    groups = {OVERALL: (np.zeros(len(predictions), dtype=np.int64), np.array(["all"], dtype=object)), **groups}
+    person_codes = _sort_codes(predictions["person_id"])
+    label_values = predictions["label"].to_numpy("int8")
+    score_values = predictions["score"].to_numpy("float64")
+    flag_values = _top_k(_sort_codes(predictions["as_of"]), score_values, person_codes, rule.top_k_percent)
+    flag_values = flag_values.astype("int8")
     quantiles = [(1 - rule.confidence) / 2 * 100, (1 + rule.confidence) / 2 * 100]
-    person_codes = pd.factorize(predictions["person_id"])[0]
-    label_values, flag_values, score_values = labels.to_numpy(), flagged.to_numpy(), scores.to_numpy()
+    if rule.bootstrap_samples > 0:
+        # the (label, flag, score) cells once for all rows; a group's cells are those its rows fall in
+        all_cells, cell_of_row = _cells(label_values, flag_values, score_values)
 
     tables = []
-    for attribute in groups.columns:
-        figures = group_figures(labels, flagged, scores, groups[attribute])
-        # on the int codes: grouping a million text ids hashes them again for every attribute
-        figures["persons"] = pd.Series(person_codes).groupby(groups[attribute].to_numpy()).nunique()
+    for attribute, (codes, names) in groups.items():
+        figures = _group_figures(label_values, flag_values, score_values, codes, names)
+        figures["persons"] = pd.Series(pd.Series(person_codes).groupby(codes).nunique().to_numpy(),
+                                       index=names.astype(str))
         figures["negatives"] = figures["predictions"] - figures["positives"]
         replicates = {}
         if rule.bootstrap_samples > 0:
-            # every group's rows at once: comparing a million strings once per group took seconds
-            key = groups[attribute].to_numpy(dtype=object).astype(str)
-            rows_of = pd.Series(key).groupby(key).indices
-            for group in sorted(figures.index):
-                rows = rows_of[group]
-                replicates[group] = bootstrap_replicates(
-                    person_codes[rows], label_values[rows], flag_values[rows], score_values[rows],
-                    rule.bootstrap_samples, rng,
-                )
+            for code, rows in _rows_of(codes).items():  # code order is name order
+                present, group_cell = np.unique(cell_of_row[rows], return_inverse=True)
+                cells = {name: values[present] for name, values in all_cells.items()}
+                replicates[str(names[code])] = _bootstrap_cells(
+                    pd.factorize(person_codes[rows])[0], cells, group_cell, rule.bootstrap_samples, rng)
         for figure in FIGURES:
             low, high = _interval(replicates, figures.index, figure, quantiles)
             figures[f"{figure}_low"], figures[f"{figure}_high"] = low, high
