@@ -20,8 +20,8 @@ import pandas as pd
 from tqdm import tqdm
 
 from lyskegle import io
-from lyskegle.identifier_scan import IDENTIFIERS_FILE, recorded_identifiers
 from lyskegle.config import load_section
+from lyskegle.identifier_scan import IDENTIFIERS_FILE, recorded_identifiers
 from lyskegle.ingest import (
     IngestResult, check_register_files, dream_column_type, ingest_extract, ingest_order, register_of,
 )
