@@ -281,6 +281,8 @@ def test_the_identifiers_ingest_records_are_pseudonyms_usable_only_with_the_same
     known = identifier_scan.read_recorded_identifiers(path, DEVELOPMENT_KEY)
     assert known.size == 3 and known.lengths == {8, 10} and not known.digits_only
     assert known == extract_identifiers(["6101701234", "6101701235", "QX7ZK2PA"], DEVELOPMENT_KEY)
+    # read from the sorted file, the digests come joined as a scan cache keys by them
+    assert known.joined() == b"".join(sorted(known.digests)) and known.sorted_joined is not None
     hits = find_identifiers("a QX7ZK2PA b 610170-1235 c 6101701236", known)
     assert [(offset, kind) for offset, kind in hits if kind == EXTRACT_PNR] == [(2, EXTRACT_PNR), (13, EXTRACT_PNR)]
     # the file holds pseudonyms, never a value, and nothing a scan would take for one

@@ -121,8 +121,13 @@ def read_recorded_identifiers(path: Path, key: bytes) -> privacy.ExtractIdentifi
     metadata = json.loads((table.schema.metadata or {}).get(b"lyskegle", b"{}"))
     if metadata.get("key_check") != pseudonym_of_normalised(_KEY_CHECK_TEXT, key):
         return None
-    digests = frozenset(v.encode("ascii") for v in table.column("pseudonym").to_pylist())
-    return privacy.ExtractIdentifiers(digests, frozenset(metadata["lengths"]), bool(metadata["digits_only"]), key=key)
+    column = table.column("pseudonym").combine_chunks()
+    digests = frozenset(v.encode("ascii") for v in column.to_pylist())
+    # the column is sorted and its text buffer holds the values back to back: the sorted digests, joined
+    offsets = np.frombuffer(column.buffers()[1], dtype=np.int32)[column.offset:column.offset + len(column) + 1]
+    joined = column.buffers()[2].to_pybytes()[offsets[0]:offsets[-1]] if len(column) else b""
+    return privacy.ExtractIdentifiers(digests, frozenset(metadata["lengths"]), bool(metadata["digits_only"]), key=key,
+                                      sorted_joined=joined)
 
 
 def _is_pnr_column(name: str) -> bool:
@@ -196,7 +201,7 @@ class ScanCache:
         for module in (privacy, io, sys.modules[__name__]):
             context.update(Path(module.__file__).read_bytes())
         if known is not None:
-            context.update(b"".join(sorted(known.digests)))
+            context.update(known.joined())
             context.update(repr((sorted(known.lengths), known.digits_only)).encode())
         self._context = context.digest()
 

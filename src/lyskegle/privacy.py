@@ -121,10 +121,16 @@ class ExtractIdentifiers:
     lengths: frozenset[int]
     digits_only: bool = False
     key: bytes | None = field(default=None, repr=False)
+    #: the digests sorted and joined, when the maker has them so already (see :meth:`joined`)
+    sorted_joined: bytes | None = field(default=None, repr=False, compare=False)
 
     @property
     def size(self) -> int:
         return len(self.digests)
+
+    def joined(self) -> bytes:
+        """The digests, sorted, as one byte string: what a scan cache keys its findings by."""
+        return self.sorted_joined if self.sorted_joined is not None else b"".join(sorted(self.digests))
 
     def digest(self, value: str) -> bytes:
         """The digest of one normalised value, as the set holds them."""
