@@ -4,6 +4,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.preprocessing import TargetEncoder
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble._hist_gradient_boosting.predictor import TreePredictor
 from sklearn.frozen import FrozenEstimator
@@ -375,6 +376,27 @@ def test_memoised_trees_score_bit_for_bit_and_predict_only_where_a_column_change
     before = tree_predictions["trees"]
     np.testing.assert_array_equal(memoised.predict_proba(inputs.iloc[:50]), model.predict_proba(inputs.iloc[:50]))
     assert tree_predictions["trees"] - before == 2 * trees
+
+
+def test_the_memoised_text_encoders_encode_again_only_a_changed_text_column(boosted, monkeypatch):
+    model, inputs, _ = boosted
+    memoised = memoised_boosting(model)
+    calls = {"encoded": 0}
+    transform = TargetEncoder.transform
+
+    def counted(self, *args, **kwargs):
+        calls["encoded"] += 1
+        return transform(self, *args, **kwargs)
+
+    monkeypatch.setattr(TargetEncoder, "transform", counted)
+    memoised.predict_proba(inputs)
+    assert calls["encoded"] == 1  # the first input
+    order = np.random.default_rng(1).permutation(len(inputs))
+    for column, encoded in (("signal", 0), ("stairwell_id", 1), ("noise", 0)):
+        shuffled = inputs.assign(**{column: inputs[column].to_numpy()[order]})
+        before = calls["encoded"]
+        np.testing.assert_array_equal(memoised.predict_proba(shuffled), model.predict_proba(shuffled))
+        assert calls["encoded"] - before == 1 + encoded  # the plain model's, and the memoised one's if changed
 
 
 def test_importance_through_memoised_trees_is_scikit_learns_on_the_plain_model(boosted):

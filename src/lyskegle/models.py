@@ -609,26 +609,70 @@ def memoised_boosting(model: Any) -> Any | None:
     compare it with the plain model.
     """
     copied = copy.deepcopy(model)
-    boosting = list(_boosting_steps(copied))
+    boosting = list(_steps(copied, HistGradientBoostingClassifier))
     if not boosting:
         return None
     for step in boosting:
         first = _FirstInput()
         step._predictors = [[_MemoisedTree(tree, first) for tree in trees] for trees in step._predictors]
+    # The text columns' encoders (one-hot, the stairwell rate) cost more per scoring than all the
+    # trees that predict again: they too keep their output of the first input.
+    for prepare in _steps(copied, ColumnTransformer):
+        prepare.transformers_ = [
+            (name, _MemoisedTransform(transformer) if name in _TEXT_TRANSFORMERS else transformer, columns)
+            for name, transformer, columns in prepare.transformers_
+        ]
     return copied
 
 
-def _boosting_steps(model: Any) -> Iterable[HistGradientBoostingClassifier]:
-    """The gradient-boosting estimators inside a calibrated, frozen or pipelined ``model``."""
-    if isinstance(model, HistGradientBoostingClassifier):
+#: the parts of :func:`build_pipeline`'s ColumnTransformer that read text columns
+_TEXT_TRANSFORMERS = ("categorical", "stairwell")
+
+
+def _steps(model: Any, kind: type) -> Iterable[Any]:
+    """The steps of type ``kind`` inside a calibrated, frozen or pipelined ``model``."""
+    if isinstance(model, kind):
         yield model
     elif isinstance(model, CalibratedClassifierCV):
         for calibrated in model.calibrated_classifiers_:
-            yield from _boosting_steps(calibrated.estimator)
+            yield from _steps(calibrated.estimator, kind)
     elif isinstance(model, FrozenEstimator):
-        yield from _boosting_steps(model.estimator)
+        yield from _steps(model.estimator, kind)
     elif isinstance(model, Pipeline):
-        yield from _boosting_steps(model.steps[-1][1])
+        for _, step in model.steps:
+            yield from _steps(step, kind)
+
+
+class _MemoisedTransform:
+    """A fitted transformer that keeps its output of the first input (see :func:`memoised_boosting`):
+    a later input with the same columns and the same values, value for value, gets that output back;
+    any other is transformed as usual. Compared by ``==``, so a missing value (never equal to itself)
+    only costs a transform again."""
+
+    def __init__(self, transformer: Any) -> None:
+        self.transformer, self.first, self.kept = transformer, None, None
+
+    def transform(self, X: pd.DataFrame, **kwargs: Any) -> Any:  # noqa: N803
+        if self.first is not None and _same_values(X, self.first):
+            return self.kept
+        out = self.transformer.transform(X, **kwargs)
+        if self.first is None:
+            self.first, self.kept = X.copy(), out
+        return out
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "transformer":  # not set yet (a copy being built): no recursion
+            raise AttributeError(name)
+        return getattr(self.transformer, name)
+
+
+def _same_values(X: Any, first: pd.DataFrame) -> bool:  # noqa: N803
+    if not isinstance(X, pd.DataFrame) or X.shape != first.shape or list(X.columns) != list(first.columns):
+        return False
+    try:
+        return all(bool((X[column].to_numpy() == first[column].to_numpy()).all()) for column in X.columns)
+    except (TypeError, ValueError):  # values that do not compare (pd.NA): transform again
+        return False
 
 
 class _FirstInput:
