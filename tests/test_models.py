@@ -337,18 +337,23 @@ def boosted():
     return model, model_inputs(score_rows, roles), score_rows["label"].to_numpy()
 
 
+def _counted(monkeypatch, cls: type, method: str, key: str) -> dict[str, int]:
+    """How many times ``cls.method`` has been called, counted from now on, under ``key``."""
+    calls = {key: 0}
+    original = getattr(cls, method)
+
+    def counted(self, *args, **kwargs):
+        calls[key] += 1
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(cls, method, counted)
+    return calls
+
+
 @pytest.fixture
 def tree_predictions(monkeypatch):
     """How many times a boosting tree has predicted, counted from now on."""
-    calls = {"trees": 0}
-    predict = TreePredictor.predict
-
-    def counted(self, *args, **kwargs):
-        calls["trees"] += 1
-        return predict(self, *args, **kwargs)
-
-    monkeypatch.setattr(TreePredictor, "predict", counted)
-    return calls
+    return _counted(monkeypatch, TreePredictor, "predict", "trees")
 
 
 def test_memoised_trees_score_bit_for_bit_and_predict_only_where_a_column_changed(boosted, tree_predictions):
@@ -381,14 +386,7 @@ def test_memoised_trees_score_bit_for_bit_and_predict_only_where_a_column_change
 def test_the_memoised_text_encoders_encode_again_only_a_changed_text_column(boosted, monkeypatch):
     model, inputs, _ = boosted
     memoised = memoised_boosting(model)
-    calls = {"encoded": 0}
-    transform = TargetEncoder.transform
-
-    def counted(self, *args, **kwargs):
-        calls["encoded"] += 1
-        return transform(self, *args, **kwargs)
-
-    monkeypatch.setattr(TargetEncoder, "transform", counted)
+    calls = _counted(monkeypatch, TargetEncoder, "transform", "encoded")
     memoised.predict_proba(inputs)
     assert calls["encoded"] == 1  # the first input
     order = np.random.default_rng(1).permutation(len(inputs))
