@@ -57,7 +57,7 @@ def test_family_importance_is_reproducible_with_the_same_random_state():
 
 
 def test_family_importance_of_a_boosting_model_is_the_same_with_and_without_kept_tree_predictions(monkeypatch):
-    """family_importance scores through models.memoised_boosting; switched off, the table is the same."""
+    """family_importance scores through models.memoised_model; switched off, the table is the same."""
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     rng = np.random.default_rng(4)
@@ -66,7 +66,7 @@ def test_family_importance_of_a_boosting_model_is_the_same_with_and_without_kept
     model = HistGradientBoostingClassifier(max_iter=25, max_leaf_nodes=6, random_state=0).fit(frame, labels)
     families = {"a": "history", "b": "origin", "c": "household"}
     kept = family_importance(model, frame, labels, families, repeats=4, max_rows=400, random_state=3)
-    monkeypatch.setattr(insights, "memoised_boosting", lambda model: None)
+    monkeypatch.setattr(insights, "memoised_model", lambda model: None)
     plain = family_importance(model, frame, labels, families, repeats=4, max_rows=400, random_state=3)
     pd.testing.assert_frame_equal(kept, plain, check_exact=True)
     assert kept.set_index("family").loc["history", "importance"] > 0.1

@@ -21,7 +21,7 @@ from lyskegle.models import (
     column_roles,
     build_pipeline,
     labelled_rows,
-    memoised_boosting,
+    memoised_model,
     median_or_zero,
     model_grid,
     model_inputs,
@@ -358,7 +358,7 @@ def tree_predictions(monkeypatch):
 
 def test_memoised_trees_score_bit_for_bit_and_predict_only_where_a_column_changed(boosted, tree_predictions):
     model, inputs, _ = boosted
-    memoised = memoised_boosting(model)
+    memoised = memoised_model(model)
     pipeline = model.calibrated_classifiers_[0].estimator.estimator
     split_on = [set(tree.nodes["feature_idx"][tree.nodes["is_leaf"] == 0])
                 for (tree,) in pipeline.steps[-1][1]._predictors]
@@ -385,7 +385,7 @@ def test_memoised_trees_score_bit_for_bit_and_predict_only_where_a_column_change
 
 def test_the_memoised_text_encoders_encode_again_only_a_changed_text_column(boosted, monkeypatch):
     model, inputs, _ = boosted
-    memoised = memoised_boosting(model)
+    memoised = memoised_model(model)
     calls = _counted(monkeypatch, TargetEncoder, "transform", "encoded")
     memoised.predict_proba(inputs)
     assert calls["encoded"] == 1  # the first input
@@ -408,7 +408,25 @@ def test_importance_through_memoised_trees_is_scikit_learns_on_the_plain_model(b
     assert by_feature.loc["constant", "importance_mean"] == 0
 
 
-def test_a_model_without_boosting_is_not_memoised(result):
-    assert result.chosen.kind == "logistic" or memoised_boosting(result.model) is not None
-    assert memoised_boosting(build_pipeline(Candidate("logistic", {"C": 1.0, "max_iter": 100}),
-                                            column_roles(planted(10), ["signal"], use_stairwell=False), 0)) is None
+def test_a_model_without_boosting_or_text_encoders_is_not_memoised(result):
+    assert memoised_model(result.model) is not None  # its stairwell rate, and trees if boosting
+    rows = planted(persons=200, seed=3)
+    plain = build_pipeline(Candidate("logistic", {"C": 1.0, "max_iter": 100}),
+                           roles := column_roles(rows, ["signal"], use_stairwell=False), 0)
+    assert memoised_model(plain.fit(model_inputs(rows, roles), rows["label"])) is None
+
+
+def test_importance_of_a_logistic_model_through_its_memoised_encoders_is_scikit_learns(monkeypatch):
+    rows = planted(persons=400, seed=12)
+    roles = column_roles(rows, ["signal", "noise", "support_weeks_52w"], use_stairwell=True)
+    fit_rows, score_rows = rows.iloc[:1600], rows.iloc[1600:]
+    model = build_pipeline(Candidate("logistic", {"C": 1.0, "max_iter": 100}), roles, random_state=0)
+    model.fit(model_inputs(fit_rows, roles), fit_rows["label"])
+    inputs, labels = model_inputs(score_rows, roles), score_rows["label"].to_numpy()
+    theirs = permutation_importance(model, inputs, labels, scoring="average_precision", n_repeats=3, random_state=7)
+    calls = _counted(monkeypatch, TargetEncoder, "transform", "encoded")
+    ours = permutation_importance_table(model, inputs, labels, n_repeats=3, random_state=7, n_jobs=1)
+    by_feature = ours.set_index("feature").loc[list(inputs.columns)]
+    np.testing.assert_array_equal(by_feature["importance_mean"].to_numpy(), theirs.importances_mean)
+    np.testing.assert_array_equal(by_feature["importance_std"].to_numpy(), theirs.importances_std)
+    assert calls["encoded"] == 1 + 3  # the unshuffled sample, then only the stairwell's own shuffles

@@ -30,7 +30,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from lyskegle.calendar import week_index
 from lyskegle.countries import COUNTRY_NAMES, DENMARK
 from lyskegle.ids import datetimes, shared_codes
-from lyskegle.models import memoised_boosting, predict_in_blocks
+from lyskegle.models import memoised_model, predict_in_blocks
 from lyskegle.status import runs_in_windows, support_weeks_by_code
 
 #: feature families that never enter a model (audit attributes ride along for fairness checks only)
@@ -101,9 +101,9 @@ def family_importance(
     if len(np.unique(y)) < 2:  # a sample of one class cannot be scored; fall back to every row
         sample, y = prepare(frame)[columns].reset_index(drop=True), labels
     score = METRICS[metric]
-    # each shuffle changes one family's columns of the same sample: a boosting model's trees that do
-    # not split on them keep their predictions (bit for bit the same scores, fewer trees to run)
-    model = memoised_boosting(model) or model
+    # each shuffle changes one family's columns of the same sample: the text encoders and a boosting
+    # model's trees that do not read them keep their outputs (bit for bit the same scores, less work)
+    model = memoised_model(model) or model
     baseline = float(score(y, model.predict_proba(sample)[:, 1]))
 
     by_family: dict[str, list[str]] = {}

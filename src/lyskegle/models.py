@@ -575,49 +575,52 @@ def permutation_importance_table(model: Any, inputs: pd.DataFrame, labels: np.nd
     inputs, :func:`model_inputs`, of a sample of rows; ``labels`` are theirs, in that order).
 
     Returns ``feature``, ``importance_mean``, ``importance_std``, largest first. The values are
-    aggregates over the whole sample. A gradient-boosting model is scored through
-    :func:`memoised_boosting` (the same numbers, a quarter of the tree predictions), in this
-    process: its trees' kept predictions are what makes it fast, and a worker process would start
-    without them. Any other model runs on ``n_jobs`` processes, which share the columns. Either
-    way the shuffles of a column do not depend on ``n_jobs`` (scikit-learn draws one seed for all
-    columns), so neither does the table.
+    aggregates over the whole sample. The model is scored through :func:`memoised_model` (the same
+    numbers; its text encoders, and a gradient-boosting model's trees, work again only where a
+    shuffle changed their columns). A gradient-boosting model is scored in this process: its trees'
+    kept predictions are what makes it fast, and a worker process would start without them. Any
+    other model runs on ``n_jobs`` processes, which share the columns (each keeps its own
+    encoders' outputs). Either way the shuffles of a column do not depend on ``n_jobs``
+    (scikit-learn draws one seed for all columns), so neither does the table.
     """
-    memoised = memoised_boosting(model)
+    memoised = memoised_model(model)
+    boosting = any(True for _ in _steps(model, HistGradientBoostingClassifier))
     result = permutation_importance(memoised or model, inputs, np.asarray(labels), scoring="average_precision",
                                     n_repeats=n_repeats, random_state=random_state,
-                                    n_jobs=1 if memoised is not None else n_jobs)
+                                    n_jobs=1 if boosting else n_jobs)
     table = pd.DataFrame({"feature": inputs.columns, "importance_mean": result.importances_mean,
                           "importance_std": result.importances_std})
     return table.sort_values("importance_mean", ascending=False, ignore_index=True)
 
 
-def memoised_boosting(model: Any) -> Any | None:
-    """A copy of ``model`` whose gradient-boosting trees keep their predictions of the first input
-    they are given; None when ``model`` has no gradient-boosting step.
+def memoised_model(model: Any) -> Any | None:
+    """A copy of ``model`` whose text encoders and gradient-boosting trees keep what they made of
+    the first input they are given; None when ``model`` has neither.
 
-    Each tree of the copy predicts the first input as usual and keeps the result. For a later input
-    of the same shape it predicts again only if a column it splits on differs from the first
-    input's (:func:`_changed_columns`); otherwise it returns what it kept, which is exactly what it would
-    predict, as a tree reads each row's values of its own columns only. The sum over trees is taken
-    by scikit-learn as before, in the same order, so scores are bit for bit the model's.
-
-    Made for permutation importance, where each scoring shuffles one input of the same sample: at a
-    million persons a column of the self_sufficient model is split on by a quarter of the trees, so
-    three quarters of the predictions are not made again. The copy is for that use only; it uses
-    scikit-learn's private ``_predictors`` (one list of ``TreePredictor`` per iteration) and
-    ``TreePredictor.nodes``, so a scikit-learn version that changes them fails the tests that
-    compare it with the plain model.
+    Made for permutation importance, where each scoring shuffles one input of the same sample. The
+    encoders of :func:`build_pipeline`'s text columns (one-hot, the stairwell rate) give a later
+    input whose columns hold the same values the output they kept (:class:`_MemoisedTransform`):
+    they cost more per scoring than the rest of a boosting model's work. Each tree of a
+    gradient-boosting step predicts the first input as usual and keeps the result; for a later
+    input of the same shape it predicts again only if a column it splits on differs from the first
+    input's (:func:`_changed_columns`), as a tree reads each row's values of its own columns only:
+    at a million persons a column of the self_sufficient model is split on by a quarter of the
+    trees. scikit-learn sums the trees as before, in the same order, so scores are bit for bit the
+    model's. The copy is for that use only; it uses scikit-learn's private ``_predictors`` (one
+    list of ``TreePredictor`` per iteration), ``TreePredictor.nodes`` and the fitted
+    ``ColumnTransformer.transformers_``, so a scikit-learn version that changes them fails the
+    tests that compare it with the plain model.
     """
     copied = copy.deepcopy(model)
     boosting = list(_steps(copied, HistGradientBoostingClassifier))
-    if not boosting:
+    prepares = [prepare for prepare in _steps(copied, ColumnTransformer)
+                if any(name in _TEXT_TRANSFORMERS for name, _, _ in getattr(prepare, "transformers_", ()))]
+    if not boosting and not prepares:
         return None
     for step in boosting:
         first = _FirstInput()
         step._predictors = [[_MemoisedTree(tree, first) for tree in trees] for trees in step._predictors]
-    # The text columns' encoders (one-hot, the stairwell rate) cost more per scoring than all the
-    # trees that predict again: they too keep their output of the first input.
-    for prepare in _steps(copied, ColumnTransformer):
+    for prepare in prepares:
         prepare.transformers_ = [
             (name, _MemoisedTransform(transformer) if name in _TEXT_TRANSFORMERS else transformer, columns)
             for name, transformer, columns in prepare.transformers_
@@ -644,7 +647,7 @@ def _steps(model: Any, kind: type) -> Iterable[Any]:
 
 
 class _MemoisedTransform:
-    """A fitted transformer that keeps its output of the first input (see :func:`memoised_boosting`):
+    """A fitted transformer that keeps its output of the first input (see :func:`memoised_model`):
     a later input with the same columns and the same values, value for value, gets that output back;
     any other is transformed as usual. Compared by ``==``, so a missing value (never equal to itself)
     only costs a transform again."""
@@ -710,7 +713,7 @@ def _changed_columns(X: np.ndarray, first: np.ndarray) -> np.ndarray | None:  # 
 
 
 class _MemoisedTree:
-    """A ``TreePredictor`` that keeps its prediction of the first input (see :func:`memoised_boosting`)."""
+    """A ``TreePredictor`` that keeps its prediction of the first input (see :func:`memoised_model`)."""
 
     def __init__(self, tree: Any, first: _FirstInput) -> None:
         self.tree, self.first, self.kept = tree, first, None
