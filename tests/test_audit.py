@@ -294,12 +294,16 @@ def test_audit_groups_are_the_attributes_as_text_joined_for_the_intersections(ra
     pd.testing.assert_frame_equal(audit_groups(frame), pd.DataFrame(text), check_names=False)
 
 
-def test_the_top_k_flags_are_those_of_a_sort_by_date_score_and_person(random_predictions):
+@pytest.mark.parametrize("k", [15, 97])
+def test_the_top_k_flags_are_those_of_a_sort_by_date_score_and_person(random_predictions, k):
     frame = _persons_seen_twice(random_predictions).sample(frac=1, random_state=2)
+    # a missing score comes last, as pandas sorts it (the fairness table refuses one): at 97 %,
+    # whether it or a lowest score is flagged tells
+    frame.loc[frame.index[::50], "score"] = np.nan
     order = frame.sort_values(["as_of", "score", "person_id"], ascending=[True, False, True], kind="mergesort")
     rank = order.groupby("as_of").cumcount()
-    expected = rank < np.ceil(order.groupby("as_of")["score"].transform("size") * 15 / 100)
-    pd.testing.assert_series_equal(flag_top_k(frame, 15), expected.reindex(frame.index).rename("flagged"))
+    expected = rank < np.ceil(order.groupby("as_of")["score"].transform("size") * k / 100)
+    pd.testing.assert_series_equal(flag_top_k(frame, k), expected.reindex(frame.index).rename("flagged"))
 
 
 def test_the_fairness_table_is_that_of_each_group_taken_on_its_own(random_predictions):

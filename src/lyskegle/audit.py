@@ -138,7 +138,8 @@ def _top_k(as_of: np.ndarray, score: np.ndarray, person: np.ndarray, top_k_perce
     the order of (as-of date, score descending, person), ties in row order, and the first
     ``ceil(k %)`` of each date flagged."""
     score_codes = _sort_codes(pd.Series(score))
-    descending = np.where(np.isnan(score), score_codes, score_codes.max(initial=0) - score_codes)
+    top = score_codes.max(initial=0)
+    descending = np.where(np.isnan(score), top + 1, top - score_codes)  # a missing score last, as pandas sorts
     order = np.lexsort((person, descending, as_of))
     sizes = np.bincount(as_of)
     starts = np.cumsum(sizes) - sizes
