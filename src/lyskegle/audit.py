@@ -254,12 +254,13 @@ def group_figures(labels: pd.Series, flagged: pd.Series, scores: pd.Series, grou
     """
     codes, uniques = pd.factorize(groups.astype(str), sort=True)
     return _group_figures(labels.to_numpy(dtype="int8"), flagged.to_numpy(dtype="int8"), scores.to_numpy("float64"),
-                          codes, np.asarray(uniques, dtype=object))
+                          codes, np.asarray(uniques, dtype=object), _rows_of(codes))
 
 
 def _group_figures(y: np.ndarray, flag: np.ndarray, score: np.ndarray, codes: np.ndarray,
-                   names: np.ndarray) -> pd.DataFrame:
-    """:func:`group_figures` of each row's group as a code into ``names`` (sorted, each present)."""
+                   names: np.ndarray, rows_of: dict[int, np.ndarray]) -> pd.DataFrame:
+    """:func:`group_figures` of each row's group as a code into ``names`` (sorted, each present);
+    ``rows_of`` is :func:`_rows_of` of ``codes``."""
     cells = pd.DataFrame({"group": codes, "y": y, "flag": flag})
     distinct = cells.value_counts(["group", "y", "flag"], sort=False).reset_index(name="weight")
     weight = distinct["weight"].to_numpy("float64")
@@ -270,7 +271,7 @@ def _group_figures(y: np.ndarray, flag: np.ndarray, score: np.ndarray, codes: np
         sensitive_features=names[distinct["group"].to_numpy()],
         sample_params={name: {"sample_weight": weight} for name in RATE_METRICS},
     ).by_group
-    figures["roc_auc"] = pd.Series({names[code]: _roc_auc(y[at], score[at]) for code, at in _rows_of(codes).items()})
+    figures["roc_auc"] = pd.Series({names[code]: _roc_auc(y[at], score[at]) for code, at in rows_of.items()})
     figures = figures[list(METRICS)]
     figures.index = figures.index.astype(str).rename("group")
     sums = pd.DataFrame({"predictions": 1, "positives": y.astype("int64"), "flagged": flag.astype("int64"),
@@ -455,13 +456,14 @@ def fairness_table(predictions: pd.DataFrame, rule: FairnessRule, rng: np.random
 
     tables = []
     for attribute, (codes, names) in groups.items():
-        figures = _group_figures(label_values, flag_values, score_values, codes, names)
+        rows_of = _rows_of(codes)  # each group's rows, by code: for its ROC AUC and its bootstrap
+        figures = _group_figures(label_values, flag_values, score_values, codes, names, rows_of)
         figures["persons"] = pd.Series(pd.Series(person_codes).groupby(codes).nunique().to_numpy(),
                                        index=names.astype(str))
         figures["negatives"] = figures["predictions"] - figures["positives"]
         replicates = {}
         if rule.bootstrap_samples > 0:
-            for code, rows in _rows_of(codes).items():  # code order is name order
+            for code, rows in rows_of.items():  # code order is name order
                 present, group_cell = np.unique(cell_of_row[rows], return_inverse=True)
                 cells = {name: values[present] for name, values in all_cells.items()}
                 replicates[str(names[code])] = _bootstrap_cells(
