@@ -46,7 +46,7 @@ def main() -> None:
         return io.read_parquet(path, columns=[c for c in io.parquet_columns(path) if c not in UNUSED_POPULATION_COLUMNS])
 
     # each register is read when it is coded and let go once coded
-    coded = code_registers(read, io.read_parquet(args.cohorts, columns=["as_of", "person_id"]))
+    coded = code_registers(read, io.read_parquet(args.cohorts, columns=["as_of", "person_id"]), params.threads)
     network_columns = io.parquet_columns(args.network)
     network_families = network_feature_families(c for c in network_columns if c not in ("as_of", "person_id"))
     untagged = sorted(set(network_columns) - set(network_families) - {"as_of", "person_id"})

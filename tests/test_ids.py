@@ -8,7 +8,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lyskegle import ids
-from lyskegle.ids import as_of_runs, codes_in, cohort_members, days, on_persons, shared_codes, sorted_distinct
+from lyskegle.ids import (
+    as_of_runs,
+    coded_members,
+    codes_in,
+    codes_of,
+    cohort_members,
+    days,
+    on_persons,
+    shared_codes,
+    sorted_codes,
+    sorted_distinct,
+)
 
 
 def test_shared_codes_number_values_across_columns_in_order_of_first_appearance():
@@ -31,6 +42,70 @@ def test_cohort_members_are_distinct_sorted_and_run_by_date():
     assert list(as_of_runs(members["as_of"])) == [(day, 0, 2), (later, 2, 3)]
     assert all(type(date) is dt.date for date, _, _ in as_of_runs(members["as_of"]))
     assert list(as_of_runs(members["as_of"].iloc[:0])) == []
+
+
+_IDS = st.lists(st.one_of(st.none(), st.sampled_from(["p", "q", "r", "pq", "Å", "æ", "b2", "10", "9"])), max_size=40)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_IDS, _IDS, st.booleans())
+def test_sorted_codes_are_codes_in_the_sorted_distinct_values(first, second, arrow):
+    columns = [pd.Series(first, dtype="string[pyarrow]" if arrow else object), pd.Series(second, dtype="string[pyarrow]")]
+    codes, vocabulary = sorted_codes(columns)
+    assert vocabulary.equals(sorted_distinct(columns))
+    for column, coded in zip(columns, codes):
+        assert coded.dtype == np.int32
+        assert coded.tolist() == codes_in(column, vocabulary).tolist()
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(_IDS, min_size=1, max_size=4), st.integers(1, 4), st.integers(1, 7))
+def test_codes_of_slices_columns_across_threads_and_gives_codes_in(columns, threads, slice_rows):
+    columns = [pd.Series(values, dtype="string[pyarrow]") for values in columns]
+    vocabulary = sorted_distinct(columns[:1])
+    expected = [codes_in(column, vocabulary).tolist() for column in columns]
+    original = ids.MIN_SLICE_ROWS
+    try:
+        ids.MIN_SLICE_ROWS = slice_rows  # short slices, so that these columns are cut
+        assert [coded.tolist() for coded in codes_of(columns, vocabulary, threads)] == expected
+    finally:
+        ids.MIN_SLICE_ROWS = original
+
+
+def test_codes_of_cuts_a_long_column_into_a_slice_per_thread(monkeypatch):
+    seen = []
+    monkeypatch.setattr(ids, "MIN_SLICE_ROWS", 3)
+    monkeypatch.setattr(ids, "codes_in", lambda values, dictionary: seen.append(len(values)) or codes_in(values, dictionary))
+    column = pd.Series(list("pqrpqrpq"), dtype="string[pyarrow]")
+    assert codes_of([column], pa.array(["q", "r"]), 2)[0].tolist() == [-1, 0, 1, -1, 0, 1, -1, 0]
+    assert sorted(seen) == [4, 4]
+    seen.clear()
+    codes_of([column, column.iloc[:2]], pa.array(["q"]), 2)
+    assert sorted(seen) == [2, 8]  # one thread per column: none is cut
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([dt.date(2020, 1, 6), dt.date(2021, 1, 4), dt.date(2019, 1, 7)]),
+                          st.one_of(st.none(), st.sampled_from(["a", "b", "c", "ab", "Ø"]))), max_size=30),
+       st.lists(st.sampled_from(["a", "b", "c", "d", "ab", "Ø", "Ø2"]), max_size=6), st.booleans())
+def test_coded_members_are_the_distinct_sorted_cohort_rows_with_their_codes(rows, others, arrow_dates):
+    cohorts = pd.DataFrame(rows, columns=["as_of", "person_id"]).astype({"person_id": "string[pyarrow]"})
+    if arrow_dates:
+        cohorts["as_of"] = cohorts["as_of"].astype("date32[pyarrow]")
+    (cohort_codes, _), vocabulary = sorted_codes([cohorts["person_id"], pd.Series(others, dtype=object)])
+    members, member_codes = coded_members(cohorts["as_of"], cohort_codes, vocabulary)
+    expected = pd.DataFrame({  # distinct and sorted by pandas
+        "as_of": pd.to_datetime(cohorts["as_of"]).astype("date32[pyarrow]"),
+        "person_id": cohorts["person_id"].astype("string[pyarrow]"),
+    }).drop_duplicates().sort_values(["as_of", "person_id"], kind="stable", ignore_index=True)
+    pd.testing.assert_frame_equal(members, expected, check_exact=True)
+    pd.testing.assert_frame_equal(cohort_members(cohorts), expected, check_exact=True)
+    assert member_codes.tolist() == codes_in(expected["person_id"], vocabulary).tolist()
+
+
+def test_coded_members_refuse_a_row_without_a_date():
+    with pytest.raises(ValueError, match="no as_of date"):
+        coded_members(pd.Series([dt.date(2020, 1, 6), None]), np.array([0, 0]), pa.array(["a"]))
 
 
 def test_is_in_and_float_by_id_agree_with_pandas_on_arrow_text():

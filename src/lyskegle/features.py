@@ -32,7 +32,7 @@ from lyskegle.features_individual import (
     household_features,
     origin_features,
 )
-from lyskegle.ids import KEYS, as_of_runs, codes_in, cohort_members, days, rows_of_years, shared_codes, sorted_distinct
+from lyskegle.ids import KEYS, as_of_runs, coded_members, codes_of, days, rows_of_years, shared_codes, sorted_codes
 from lyskegle.status import employed_in_month, on_support_in_week
 
 log = logging.getLogger(__name__)
@@ -79,15 +79,16 @@ def known_at(registers: Registers, as_of: dt.date) -> Registers:
     )
 
 
-def _coded_population(population: pd.DataFrame, dwellings: pd.DataFrame,
-                      vocabulary: pa.Array) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Population and dwellings of :func:`code_registers`: person ids and links as codes in
-    ``vocabulary``, dwelling ids as codes shared by both, country codes as categories."""
+def _coded_population(population: pd.DataFrame, dwellings: pd.DataFrame, person: np.ndarray,
+                      vocabulary: pa.Array, threads: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Population and dwellings of :func:`code_registers`: person ids (``person``, their codes
+    already) and links as codes in ``vocabulary``, dwelling ids as codes shared by both, country
+    codes as categories."""
     unused = [column for column in UNUSED_POPULATION_COLUMNS if column in population.columns]
-    population = population.drop(columns=unused).assign(
-        person_id=codes_in(population["person_id"], vocabulary).astype("int32"))
-    for link in ("partner_id", "mother_id", "father_id"):
-        population[link] = _nullable(codes_in(population[link], vocabulary))
+    population = population.drop(columns=unused).assign(person_id=person)
+    links = ("partner_id", "mother_id", "father_id")
+    for link, codes in zip(links, codes_of([population[link] for link in links], vocabulary, threads)):
+        population[link] = _nullable(codes)
     # Dwellings get int codes too, and country codes become categories: every per-date cut of
     # twelve million population rows then moves fixed-width columns only.
     (resident_dwelling, listed_dwelling), _ = shared_codes([population["dwelling_id"], dwellings["dwelling_id"]])
@@ -97,9 +98,9 @@ def _coded_population(population: pd.DataFrame, dwellings: pd.DataFrame,
     return population, dwellings.assign(dwelling_id=_nullable(listed_dwelling))
 
 
-def _coded_persons(frame: pd.DataFrame, vocabulary: pa.Array) -> pd.DataFrame:
+def _coded_persons(frame: pd.DataFrame, vocabulary: pa.Array, threads: int) -> pd.DataFrame:
     """A person-level register with ``person_id`` as codes in ``vocabulary``; rows of other persons dropped."""
-    code = codes_in(frame["person_id"], vocabulary)
+    [code] = codes_of([frame["person_id"]], vocabulary, threads)
     # a fresh RangeIndex: the kept rows' labels would be another 8 bytes a row, used by nothing
     return frame.loc[code >= 0].assign(person_id=code[code >= 0].astype("int32")).reset_index(drop=True)
 
@@ -169,7 +170,7 @@ class CohortRegisters:
     member_codes: np.ndarray
 
 
-def code_registers(read: Callable[[str], pd.DataFrame], cohorts: pd.DataFrame) -> CohortRegisters:
+def code_registers(read: Callable[[str], pd.DataFrame], cohorts: pd.DataFrame, threads: int = 1) -> CohortRegisters:
     """The registers with int person codes, and the distinct cohort members to describe.
 
     ``read(name)`` gives one ingested table by its :class:`Registers` field name. Each table is
@@ -182,20 +183,24 @@ def code_registers(read: Callable[[str], pd.DataFrame], cohorts: pd.DataFrame) -
     from the person-level registers (which get a fresh RangeIndex); in ``population`` they are kept
     with code -1 (the register's first year still counts) and links to them (``partner_id``,
     ``mother_id``, ``father_id``, nullable Int32) become NA. Dwelling ids (population and
-    dwellings) become shared nullable Int32 codes.
+    dwellings) become shared nullable Int32 codes. Up to ``threads`` columns (or slices of one)
+    are looked up at a time (:func:`lyskegle.ids.codes_of`); the codes are the same either way.
 
     ``cohorts`` needs ``as_of`` and ``person_id`` (labels' ``cohorts.parquet``; other columns are
     ignored, so no label reaches the features).
     """
-    members = cohort_members(cohorts)
-    if members.empty:
+    if cohorts.empty:
         raise ValueError("build_features: the cohorts table has no rows, so there is nothing to describe")
     population = read("population")
-    vocabulary = sorted_distinct([population["person_id"], members["person_id"]])
-    population, dwellings = _coded_population(population, read("dwellings"), vocabulary)
-    persons = {name: _coded_persons(read(name), vocabulary) for name in ("benefits", "employment", "education", "income")}
-    return CohortRegisters(Registers(population=population, dwellings=dwellings, **persons), members,
-                           codes_in(members["person_id"], vocabulary))
+    # one hash pass finds the ids, their sorted codes and the cohort rows' codes
+    (person, cohort_person), vocabulary = sorted_codes([population["person_id"], cohorts["person_id"]])
+    members, member_codes = coded_members(cohorts["as_of"], cohort_person, vocabulary)
+    del cohort_person
+    population, dwellings = _coded_population(population, read("dwellings"), person, vocabulary, threads)
+    del person
+    persons = {name: _coded_persons(read(name), vocabulary, threads)
+               for name in ("benefits", "employment", "education", "income")}
+    return CohortRegisters(Registers(population=population, dwellings=dwellings, **persons), members, member_codes)
 
 
 def features_by_date(

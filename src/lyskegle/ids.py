@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
@@ -41,10 +42,52 @@ def shared_codes(columns: Sequence[pd.Series]) -> tuple[list[np.ndarray], pa.Arr
     return [indices[a:b] for a, b in zip(bounds[:-1], bounds[1:])], encoded.chunks[-1].dictionary
 
 
+def sorted_codes(columns: Sequence[pd.Series]) -> tuple[list[np.ndarray], pa.Array]:
+    """Int32 codes of the values of text columns in their sorted distinct values (-1 for missing),
+    and those values: :func:`sorted_distinct` and :func:`codes_in` of each column, with one Arrow
+    hash pass over the columns instead of one to find the values and one more per column."""
+    codes, dictionary = shared_codes(columns)
+    order = pc.sort_indices(dictionary).to_numpy()
+    rank = np.empty(len(order) + 1, dtype="int32")  # the extra last slot answers code -1 (missing)
+    rank[order] = np.arange(len(order), dtype="int32")
+    rank[-1] = -1
+    return [rank[column] for column in codes], dictionary.take(pa.array(order)).cast(pa.large_string())
+
+
 def codes_in(values: pd.Series, dictionary: pa.Array) -> np.ndarray:
     """Int64 position of each of ``values`` in ``dictionary`` (-1 where absent or missing)."""
     positions = pc.index_in(arrow_text(values), value_set=dictionary.cast(pa.large_string()))
     return pc.fill_null(positions, -1).to_numpy().astype("int64")
+
+
+def codes_of(columns: Sequence[pd.Series], dictionary: pa.Array, threads: int) -> list[np.ndarray]:
+    """:func:`codes_in` of each column, up to ``threads`` look-ups at a time.
+
+    Arrow looks up outside Python's lock, so the columns are coded side by side, and a long column
+    in as many slices as there are threads per column. Each look-up first builds its own hash table
+    of ``dictionary`` (0.4 s for the 1.5M ids of a million persons), so a column shorter than
+    :data:`MIN_SLICE_ROWS` a slice is not cut. The codes are those of :func:`codes_in`.
+    """
+    dictionary = dictionary.cast(pa.large_string())
+    per_column = max(1, threads // max(len(columns), 1))
+    slices = [[column.iloc[bounds[0]:bounds[1]] for bounds in _slices(len(column), per_column)] for column in columns]
+    if threads < 2:
+        return [np.concatenate([codes_in(part, dictionary) for part in parts]) for parts in slices]
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="lyskegle-codes") as pool:
+        coded = [[pool.submit(codes_in, part, dictionary) for part in parts] for parts in slices]
+        return [np.concatenate([part.result() for part in parts]) for parts in coded]
+
+
+#: the fewest rows of a slice :func:`codes_of` looks up on its own thread
+MIN_SLICE_ROWS = 2_000_000
+
+
+def _slices(rows: int, most: int) -> list[tuple[int, int]]:
+    """``(start, stop)`` of up to ``most`` equal slices of ``rows`` rows, none below
+    :data:`MIN_SLICE_ROWS` (one slice, possibly empty, at the least)."""
+    count = max(1, min(most, rows // MIN_SLICE_ROWS))
+    bounds = np.linspace(0, rows, count + 1).astype(int)
+    return list(zip(bounds[:-1].tolist(), bounds[1:].tolist()))
 
 
 def on_persons(values: pd.Series | pd.DataFrame, persons: pd.Index) -> pd.Series | pd.DataFrame:
@@ -174,11 +217,33 @@ def rows_of_years(table: pd.DataFrame, last_year: int, first_year: int | None = 
 
 def cohort_members(cohorts: pd.DataFrame) -> pd.DataFrame:
     """The distinct ``as_of`` x ``person_id`` of cohorts (any target), sorted by both: ``as_of`` as
-    Arrow dates, ``person_id`` as Arrow text."""
-    return pd.DataFrame({
-        "as_of": pd.to_datetime(cohorts["as_of"]).astype("date32[pyarrow]"),
-        "person_id": cohorts["person_id"].astype("string[pyarrow]"),
-    }).drop_duplicates().sort_values(list(KEYS), kind="stable", ignore_index=True)
+    Arrow dates, ``person_id`` as Arrow text (:func:`coded_members`)."""
+    [codes], vocabulary = sorted_codes([cohorts["person_id"]])
+    return coded_members(cohorts["as_of"], codes, vocabulary)[0]
+
+
+def coded_members(as_of: pd.Series, codes: np.ndarray, vocabulary: pa.Array) -> tuple[pd.DataFrame, np.ndarray]:
+    """:func:`cohort_members` of cohort rows given by ``as_of`` and their person ids' ``codes`` in the
+    sorted ``vocabulary`` (:func:`sorted_codes`; -1 for a missing id), and each member's code.
+
+    The same frame, found on one integer key per row (the date, then the code, which follows the
+    ids): de-duplicating and sorting millions of (date, text) rows in pandas took 6 s at a million
+    persons. Missing ids sort last within their date, as pandas sorts them.
+    """
+    slot = len(vocabulary)  # a missing id's place: after every id
+    day = days(as_of)
+    if np.isnat(day).any():
+        raise ValueError("coded_members: a cohort row has no as_of date")
+    key = np.sort(day.astype("int64") * (slot + 1) + np.where(np.asarray(codes) >= 0, codes, slot))
+    key = key[np.concatenate([[True], key[1:] != key[:-1]])] if len(key) else key  # np.unique hashes: 10x slower
+    member_day, member_code = np.divmod(key, slot + 1)
+    missing = member_code == slot
+    person_id = vocabulary.cast(pa.large_string()).take(pa.array(member_code, mask=missing))
+    members = pd.DataFrame({
+        "as_of": pd.Series(pa.array(member_day.astype("int32"), type=pa.date32()), dtype="date32[pyarrow]"),
+        "person_id": pd.Series(pd.arrays.ArrowStringArray(person_id), dtype="string[pyarrow]"),
+    })
+    return members, np.where(missing, -1, member_code)
 
 
 def as_of_runs(as_of: pd.Series) -> Iterator[tuple[dt.date, int, int]]:
