@@ -46,7 +46,8 @@ def main() -> None:
         return io.read_parquet(args.ingested / f"{name}.parquet", REGISTER_COLUMNS[name])
 
     # Coded once; the tables they were coded from are let go at once.
-    registers = network_registers(read("population"), read("dwellings"), read("jobs"), read("classes"))
+    registers = network_registers(read("population"), read("dwellings"), read("jobs"), read("classes"),
+                                  params.threads)
     by_date = network_features_by_date(
         registers, read("benefits"), read("employment"), io.read_parquet(args.cohorts, columns=["as_of", "person_id"]),
         layers=params.layers,

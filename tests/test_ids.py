@@ -48,6 +48,22 @@ _IDS = st.lists(st.one_of(st.none(), st.sampled_from(["p", "q", "r", "pq", "Å",
 
 
 @settings(max_examples=200, deadline=None)
+@given(st.lists(_IDS, min_size=1, max_size=4), st.integers(2, 3), st.integers(1, 5), st.booleans())
+def test_shared_codes_side_by_side_are_the_one_pass_codes(columns, threads, slice_rows, arrow):
+    columns = [pd.Series(values, dtype="string[pyarrow]" if arrow else object) for values in columns]
+    expected_codes, expected_values = shared_codes(columns)
+    original = ids.MIN_SLICE_ROWS
+    try:
+        ids.MIN_SLICE_ROWS = slice_rows  # these short columns take the threaded way
+        codes, values = shared_codes(columns, threads)
+    finally:
+        ids.MIN_SLICE_ROWS = original
+    assert values.to_pylist() == expected_values.to_pylist() and values.type == pa.large_string()
+    assert [coded.dtype for coded in codes] == [np.dtype("int32")] * len(columns)
+    assert [coded.tolist() for coded in codes] == [coded.tolist() for coded in expected_codes]
+
+
+@settings(max_examples=200, deadline=None)
 @given(_IDS, _IDS, st.booleans())
 def test_sorted_codes_are_codes_in_the_sorted_distinct_values(first, second, arrow):
     columns = [pd.Series(first, dtype="string[pyarrow]" if arrow else object), pd.Series(second, dtype="string[pyarrow]")]

@@ -26,10 +26,17 @@ def arrow_text(values: pd.Series) -> pa.ChunkedArray:
     return pa.chunked_array([array] if isinstance(array, pa.Array) else array.chunks, type=pa.large_string())
 
 
-def shared_codes(columns: Sequence[pd.Series]) -> tuple[list[np.ndarray], pa.Array]:
+def shared_codes(columns: Sequence[pd.Series], threads: int = 1) -> tuple[list[np.ndarray], pa.Array]:
     """Int32 codes of the values of several text columns in one shared code space (-1 for missing),
     and the value of each code, numbered in order of first appearance. One Arrow hash pass over all
-    columns, without concatenating them."""
+    columns, without concatenating them.
+
+    With ``threads`` > 1 and columns long enough, the first column is encoded alone and the others
+    are looked up in its values side by side (:func:`codes_of`); the values it lacks are numbered
+    after its own, in order of first appearance. The codes and values are the same either way.
+    """
+    if threads > 1 and len(columns) > 1 and sum(len(column) for column in columns[1:]) >= MIN_SLICE_ROWS:
+        return _shared_codes_side_by_side(columns, threads)
     texts = [arrow_text(column) for column in columns]
     chunks = [chunk for text in texts for chunk in text.chunks]
     encoded = pc.dictionary_encode(pa.chunked_array(chunks, type=pa.large_string()))
@@ -40,6 +47,27 @@ def shared_codes(columns: Sequence[pd.Series]) -> tuple[list[np.ndarray], pa.Arr
     bounds = np.cumsum([0, *(len(text) for text in texts)])
     # Every chunk's dictionary is a prefix of the last one.
     return [indices[a:b] for a, b in zip(bounds[:-1], bounds[1:])], encoded.chunks[-1].dictionary
+
+
+def _shared_codes_side_by_side(columns: Sequence[pd.Series], threads: int) -> tuple[list[np.ndarray], pa.Array]:
+    """:func:`shared_codes` with the columns after the first looked up on ``threads`` threads."""
+    [first], known = shared_codes(columns[:1])
+    codes = [first, *(coded.astype("int32") for coded in codes_of(columns[1:], known, threads))]
+    # the values the first column lacks, in the order the other columns bring them
+    unknown = [(coded < 0) & _valid(column) for column, coded in zip(columns[1:], codes[1:])]
+    [new_codes], new_values = shared_codes([pd.concat(
+        [column[lacking] for column, lacking in zip(columns[1:], unknown)], ignore_index=True,
+    ).astype("string[pyarrow]")])
+    start = 0
+    for coded, lacking in zip(codes[1:], unknown):
+        count = int(lacking.sum())
+        coded[lacking] = new_codes[start:start + count] + len(known)
+        start += count
+    return codes, pa.concat_arrays([known.cast(pa.large_string()), new_values.cast(pa.large_string())])
+
+
+def _valid(column: pd.Series) -> np.ndarray:
+    return pc.is_valid(arrow_text(column)).to_numpy(zero_copy_only=False)
 
 
 def sorted_codes(columns: Sequence[pd.Series]) -> tuple[list[np.ndarray], pa.Array]:

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,7 +43,7 @@ from tqdm import tqdm
 
 from lyskegle.calendar import month_of_week, week_index
 from lyskegle.concurrency import map_in_order
-from lyskegle.ids import arrow_text, as_of_runs, codes_in, cohort_members, positions_of_codes, shared_codes
+from lyskegle.ids import arrow_text, as_of_runs, codes_in, codes_of, cohort_members, positions_of_codes, shared_codes
 from lyskegle.privacy import suppress_small_cells
 from lyskegle.status import employed_in_month, on_support_in_week, support_weeks_between
 
@@ -119,20 +119,21 @@ class NetworkRegisters:
 
 
 def network_registers(
-    population: pd.DataFrame, dwellings: pd.DataFrame, jobs: pd.DataFrame, classes: pd.DataFrame,
+    population: pd.DataFrame, dwellings: pd.DataFrame, jobs: pd.DataFrame, classes: pd.DataFrame, threads: int = 1,
 ) -> NetworkRegisters:
     """Code the ingested tables of docs/DATA_MODEL.md once for :func:`memberships_at`.
 
     ``population`` (``person_id``, ``year``, ``dwelling_id``, ``family_id``, ``partner_id``,
     ``mother_id``, ``father_id``), ``dwellings`` (``dwelling_id``, ``stairwell_id``, ``area``),
     ``jobs`` (``person_id``, ``year``, ``workplace_id``, ``job_type``), ``classes`` (``person_id``,
-    ``year``, ``school_id``, ``class_name``).
+    ``year``, ``school_id``, ``class_name``). The person ids are coded on up to ``threads``
+    threads (:func:`lyskegle.ids.shared_codes`); the codes are the same either way.
     """
     primary = (jobs["job_type"] == "H").to_numpy(dtype=bool, na_value=False)
     (person, partner, mother, father, worker, pupil), person_ids = shared_codes([
         population["person_id"], population["partner_id"], population["mother_id"], population["father_id"],
         jobs["person_id"], classes["person_id"],
-    ])
+    ], threads)
     (dwelling, listed_dwelling), dwelling_values = shared_codes([population["dwelling_id"], dwellings["dwelling_id"]])
     row_of_dwelling = np.full(len(dwelling_values) + 1, -1, dtype="int32")  # the extra last slot answers code -1
     row_of_dwelling[listed_dwelling[::-1]] = np.arange(len(listed_dwelling))[::-1]  # first listed row wins
@@ -285,16 +286,15 @@ def contact_status(
     """
     ids = arrow_text(person_ids).combine_chunks()
     return _coded_status(
-        _coded_runs(benefits, lambda column: codes_in(column, ids)),
-        _coded_runs(employment, lambda column: codes_in(column, ids)),
+        _coded_runs(benefits, codes_in(benefits["person_id"], ids)),
+        _coded_runs(employment, codes_in(employment["person_id"], ids)),
         np.arange(len(ids)), len(ids), as_of, support_window_weeks,
     )
 
 
-def _coded_runs(runs: pd.DataFrame, code_of: Callable[[pd.Series], np.ndarray]) -> pd.DataFrame:
-    """``runs`` (benefits or employment) with ``person_id`` replaced by its int code; runs of
-    persons without a code are dropped."""
-    code = code_of(runs["person_id"])
+def _coded_runs(runs: pd.DataFrame, code: np.ndarray) -> pd.DataFrame:
+    """``runs`` (benefits or employment) with ``person_id`` replaced by its int ``code``; runs of
+    persons without a code (-1) are dropped."""
     return runs.drop(columns="person_id").assign(person_id=code).loc[code >= 0]
 
 
@@ -545,8 +545,10 @@ def network_features_by_date(
         yield pd.DataFrame({"as_of": wanted["as_of"], "person_id": wanted["person_id"],
                             **{column: np.zeros(0) for column in columns}})
         return
-    coded_benefits = _coded_runs(benefits, registers.person_codes)
-    coded_employment = _coded_runs(employment, registers.person_codes)
+    coded_benefits, coded_employment = (
+        _coded_runs(runs, code) for runs, code in zip(
+            (benefits, employment),
+            codes_of([benefits["person_id"], employment["person_id"]], registers.person_ids, threads)))
     # a generator's arguments live as long as it does: the runs with text ids are let go here
     del benefits, employment
     wanted_codes = registers.person_codes(wanted["person_id"])
