@@ -83,7 +83,9 @@ def test_codes_of_slices_columns_across_threads_and_gives_codes_in(columns, thre
     original = ids.MIN_SLICE_ROWS
     try:
         ids.MIN_SLICE_ROWS = slice_rows  # short slices, so that these columns are cut
-        assert [coded.tolist() for coded in codes_of(columns, vocabulary, threads)] == expected
+        coded = codes_of(columns, vocabulary, threads)
+        assert [codes.tolist() for codes in coded] == expected
+        assert all(codes.dtype == np.int32 for codes in coded)
     finally:
         ids.MIN_SLICE_ROWS = original
 
@@ -91,7 +93,8 @@ def test_codes_of_slices_columns_across_threads_and_gives_codes_in(columns, thre
 def test_codes_of_cuts_a_long_column_into_a_slice_per_thread(monkeypatch):
     seen = []
     monkeypatch.setattr(ids, "MIN_SLICE_ROWS", 3)
-    monkeypatch.setattr(ids, "codes_in", lambda values, dictionary: seen.append(len(values)) or codes_in(values, dictionary))
+    positions_in = ids._positions_in
+    monkeypatch.setattr(ids, "_positions_in", lambda values, dictionary: seen.append(len(values)) or positions_in(values, dictionary))
     column = pd.Series(list("pqrpqrpq"), dtype="string[pyarrow]")
     assert codes_of([column], pa.array(["q", "r"]), 2)[0].tolist() == [-1, 0, 1, -1, 0, 1, -1, 0]
     assert sorted(seen) == [4, 4]

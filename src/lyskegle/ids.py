@@ -52,7 +52,7 @@ def shared_codes(columns: Sequence[pd.Series], threads: int = 1) -> tuple[list[n
 def _shared_codes_side_by_side(columns: Sequence[pd.Series], threads: int) -> tuple[list[np.ndarray], pa.Array]:
     """:func:`shared_codes` with the columns after the first looked up on ``threads`` threads."""
     [first], known = shared_codes(columns[:1])
-    codes = [first, *(coded.astype("int32") for coded in codes_of(columns[1:], known, threads))]
+    codes = [first, *codes_of(columns[1:], known, threads)]
     # the values the first column lacks, in the order the other columns bring them
     unknown = [(coded < 0) & _valid(column) for column, coded in zip(columns[1:], codes[1:])]
     [new_codes], new_values = shared_codes([pd.concat(
@@ -84,25 +84,29 @@ def sorted_codes(columns: Sequence[pd.Series]) -> tuple[list[np.ndarray], pa.Arr
 
 def codes_in(values: pd.Series, dictionary: pa.Array) -> np.ndarray:
     """Int64 position of each of ``values`` in ``dictionary`` (-1 where absent or missing)."""
-    positions = pc.index_in(arrow_text(values), value_set=dictionary.cast(pa.large_string()))
-    return pc.fill_null(positions, -1).to_numpy().astype("int64")
+    return _positions_in(values, dictionary.cast(pa.large_string())).astype("int64")
+
+
+def _positions_in(values: pd.Series, dictionary: pa.Array) -> np.ndarray:
+    """:func:`codes_in` as Arrow gives it (int32), ``dictionary`` already ``large_string``."""
+    return pc.fill_null(pc.index_in(arrow_text(values), value_set=dictionary), -1).to_numpy()
 
 
 def codes_of(columns: Sequence[pd.Series], dictionary: pa.Array, threads: int) -> list[np.ndarray]:
-    """:func:`codes_in` of each column, up to ``threads`` look-ups at a time.
+    """:func:`codes_in` of each column as int32 (half the memory), up to ``threads`` look-ups at a time.
 
     Arrow looks up outside Python's lock, so the columns are coded side by side, and a long column
     in as many slices as there are threads per column. Each look-up first builds its own hash table
     of ``dictionary`` (0.4 s for the 1.5M ids of a million persons), so a column shorter than
-    :data:`MIN_SLICE_ROWS` a slice is not cut. The codes are those of :func:`codes_in`.
+    :data:`MIN_SLICE_ROWS` a slice is not cut.
     """
     dictionary = dictionary.cast(pa.large_string())
     per_column = max(1, threads // max(len(columns), 1))
     slices = [[column.iloc[bounds[0]:bounds[1]] for bounds in _slices(len(column), per_column)] for column in columns]
     if threads < 2:
-        return [np.concatenate([codes_in(part, dictionary) for part in parts]) for parts in slices]
+        return [np.concatenate([_positions_in(part, dictionary) for part in parts]) for parts in slices]
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="lyskegle-codes") as pool:
-        coded = [[pool.submit(codes_in, part, dictionary) for part in parts] for parts in slices]
+        coded = [[pool.submit(_positions_in, part, dictionary) for part in parts] for parts in slices]
         return [np.concatenate([part.result() for part in parts]) for parts in coded]
 
 

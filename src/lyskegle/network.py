@@ -545,10 +545,10 @@ def network_features_by_date(
         yield pd.DataFrame({"as_of": wanted["as_of"], "person_id": wanted["person_id"],
                             **{column: np.zeros(0) for column in columns}})
         return
-    coded_benefits, coded_employment = (
-        _coded_runs(runs, code) for runs, code in zip(
-            (benefits, employment),
-            codes_of([benefits["person_id"], employment["person_id"]], registers.person_ids, threads)))
+    benefit_codes, employment_codes = codes_of([benefits["person_id"], employment["person_id"]],
+                                               registers.person_ids, threads)
+    coded_benefits = _coded_runs(benefits, benefit_codes.astype("int64"))
+    coded_employment = _coded_runs(employment, employment_codes.astype("int64"))
     # a generator's arguments live as long as it does: the runs with text ids are let go here
     del benefits, employment
     wanted_codes = registers.person_codes(wanted["person_id"])
