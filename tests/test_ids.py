@@ -19,6 +19,7 @@ from lyskegle.ids import (
     shared_codes,
     sorted_codes,
     sorted_distinct,
+    sorted_unique,
 )
 
 
@@ -125,6 +126,22 @@ def test_coded_members_are_the_distinct_sorted_cohort_rows_with_their_codes(rows
 def test_coded_members_refuse_a_row_without_a_date():
     with pytest.raises(ValueError, match="no as_of date"):
         coded_members(pd.Series([dt.date(2020, 1, 6), None]), np.array([0, 0]), pa.array(["a"]))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(-3, 5), max_size=30), st.sampled_from(["int64", "int32", "uint8", "bool", "datetime64[D]"]))
+def test_sorted_unique_is_numpys_unique(values, dtype):
+    values = np.abs(np.array(values, dtype="int64")).astype(dtype) if dtype in ("uint8", "bool") else np.array(values).astype(dtype)
+    expected = np.unique(values)
+    assert sorted_unique(values).dtype == expected.dtype
+    np.testing.assert_array_equal(sorted_unique(values), expected)
+    np.testing.assert_array_equal(sorted_unique(values.reshape(-1, 1)), expected)  # flattened, as np.unique does
+
+
+def test_sorted_unique_refuses_floats_and_text():
+    for values in (np.array([1.0, np.nan, np.nan]), np.array(["a", "b"])):
+        with pytest.raises(TypeError, match="integers"):
+            sorted_unique(values)
 
 
 def test_is_in_and_float_by_id_agree_with_pandas_on_arrow_text():

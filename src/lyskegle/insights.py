@@ -29,7 +29,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 
 from lyskegle.calendar import week_index
 from lyskegle.countries import COUNTRY_NAMES, DENMARK
-from lyskegle.ids import datetimes, shared_codes
+from lyskegle.ids import datetimes, shared_codes, sorted_unique
 from lyskegle.models import memoised_model, predict_in_blocks
 from lyskegle.status import runs_in_windows, support_weeks_by_code
 
@@ -647,7 +647,7 @@ def _refinement_figures(
         present[pairs] = True
         distinct = np.count_nonzero(present.reshape(n_persons, n_values), axis=0)[kept]
     else:
-        distinct = np.bincount(np.unique(pairs) % n_values, minlength=n_values)[kept]
+        distinct = np.bincount(sorted_unique(pairs) % n_values, minlength=n_values)[kept]
     low, high = wilson_interval(positives, observations[kept], level)
     refined: dict[int, dict | None] = {}
     for i, value in enumerate(kept.tolist()):

@@ -53,7 +53,7 @@ from lyskegle.evaluation import (
     selection_folds,
     temporal_split,
 )
-from lyskegle.ids import days, is_in, on_dates, shared_codes
+from lyskegle.ids import days, is_in, on_dates, shared_codes, sorted_unique
 
 log = logging.getLogger(__name__)
 
@@ -445,7 +445,7 @@ def _train_and_evaluate(
     calibration_rows = positions_of[folds[-1].validate_as_of]
     final_at = sample_positions(positions(split.train_as_of) if params.calibration == "none" else calibration_rows,
                                 params.max_fit_rows, rng)
-    held_at = np.unique(np.concatenate([final_at, *(at for pair in draws.values() for at in pair)]))
+    held_at = sorted_unique(np.concatenate([final_at, *(at for pair in draws.values() for at in pair)]))
     held = rows.take(held_at)
 
     def inputs(at: np.ndarray) -> pd.DataFrame:
