@@ -71,9 +71,9 @@ def _valid(column: pd.Series) -> np.ndarray:
 
 
 def sorted_codes(columns: Sequence[pd.Series]) -> tuple[list[np.ndarray], pa.Array]:
-    """Int32 codes of the values of text columns in their sorted distinct values (-1 for missing),
-    and those values: :func:`sorted_distinct` and :func:`codes_in` of each column, with one Arrow
-    hash pass over the columns instead of one to find the values and one more per column."""
+    """Int32 codes of the values of text columns in their sorted distinct non-missing values (-1
+    for missing), and those values (a vocabulary whose codes follow the ids): one Arrow hash pass
+    over the columns, not one to find the values and one more per column to look them up."""
     codes, dictionary = shared_codes(columns)
     order = pc.sort_indices(dictionary).to_numpy()
     rank = np.empty(len(order) + 1, dtype="int32")  # the extra last slot answers code -1 (missing)
@@ -213,14 +213,6 @@ def _value_set(members: Iterable | pd.Index | pd.Series) -> pa.Array:
         members = list(members)
     return arrow_text(pd.Series(members, dtype=object) if not isinstance(members, pd.Series | pd.Index)
                       else pd.Series(members)).combine_chunks()
-
-
-def sorted_distinct(columns: Sequence[pd.Series]) -> pa.Array:
-    """The distinct non-missing values of text columns, sorted (a vocabulary whose codes follow the ids)."""
-    distinct = pc.drop_null(pc.unique(pa.chunked_array(
-        [chunk for column in columns for chunk in arrow_text(column).chunks], type=pa.large_string(),
-    )))
-    return distinct.take(pc.sort_indices(distinct))
 
 
 def days(values: pd.Series | np.ndarray) -> np.ndarray:
