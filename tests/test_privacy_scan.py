@@ -283,6 +283,10 @@ def test_the_identifiers_ingest_records_are_pseudonyms_usable_only_with_the_same
     assert known == extract_identifiers(["6101701234", "6101701235", "QX7ZK2PA"], DEVELOPMENT_KEY)
     # read from the sorted file, the digests come joined as a scan cache keys by them
     assert known.joined() == b"".join(sorted(known.digests)) and known.sorted_joined is not None
+    table = identifier_scan.recorded_identifiers(extract_identifiers_of(values, DEVELOPMENT_KEY))
+    wide = tmp_path / "wide.parquet"  # the same column with 64-bit offsets joins the same
+    io.write_arrow_parquet(table.cast(pa.schema([pa.field("pseudonym", pa.large_string())], metadata=table.schema.metadata)), wide)
+    assert identifier_scan.read_recorded_identifiers(wide, DEVELOPMENT_KEY).joined() == known.joined()
     hits = find_identifiers("a QX7ZK2PA b 610170-1235 c 6101701236", known)
     assert [(offset, kind) for offset, kind in hits if kind == EXTRACT_PNR] == [(2, EXTRACT_PNR), (13, EXTRACT_PNR)]
     # the file holds pseudonyms, never a value, and nothing a scan would take for one

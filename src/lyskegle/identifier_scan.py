@@ -121,7 +121,7 @@ def read_recorded_identifiers(path: Path, key: bytes) -> privacy.ExtractIdentifi
     metadata = json.loads((table.schema.metadata or {}).get(b"lyskegle", b"{}"))
     if metadata.get("key_check") != pseudonym_of_normalised(_KEY_CHECK_TEXT, key):
         return None
-    column = table.column("pseudonym").combine_chunks()
+    column = table.column("pseudonym").combine_chunks().cast(pa.string())  # int32 offsets, as read below
     digests = frozenset(v.encode("ascii") for v in column.to_pylist())
     # the column is sorted and its text buffer holds the values back to back: the sorted digests, joined
     offsets = np.frombuffer(column.buffers()[1], dtype=np.int32)[column.offset:column.offset + len(column) + 1]
