@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
@@ -101,8 +102,11 @@ def test_digit_pnr_values_do_not_make_every_id_of_their_length_a_candidate():
 # Pieces that make texts full of near misses: CPR numbers with and without dash, a decimal point
 # or letter beside them, longer digit runs, PNR-like tokens, Arabic-Indic digits, line breaks.
 _PIECES = [SYNTHETIC_CPR, "610170-1234", "9102854321", "0.", ".", "a", "Z", "-", " ", ";", "\n", "12", "123",
-           "QX7ZK2PA", "1234567890", "\u0666\u0661", "\u00e6", "x" * 70]
+           "QX7ZK2PA", "1234567890", "12345", "\u0666\u0661", "\u00e6", "x" * 70]
 _KNOWN = extract_identifiers(["QX7ZK2PA", "1234567890", "9102854321"])
+# an extract of digits only, one id shorter than a CPR number's first six digits (then a run of
+# five digits may be a hit: the byte prefilter must look for runs that short)
+_KNOWN_DIGITS = extract_identifiers(["1234567890", "9102854321", "12345"])
 
 
 def _reference_scan_strings(values, known):
@@ -116,10 +120,10 @@ def _reference_scan_strings(values, known):
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.lists(st.sampled_from(_PIECES), max_size=12).map("".join), max_size=25),
-       st.booleans())
-def test_the_fast_scans_find_exactly_what_the_plain_regular_expressions_find(values, with_known):
-    known = _KNOWN if with_known else None
+@given(st.sampled_from([_PIECES, [p for p in _PIECES if p.isascii()]]).flatmap(  # ASCII text takes a byte pass
+           lambda pieces: st.lists(st.lists(st.sampled_from(pieces), max_size=12).map("".join), max_size=25)),
+       st.sampled_from([None, _KNOWN, _KNOWN_DIGITS]), st.integers(0, 25))
+def test_the_fast_scans_find_exactly_what_the_plain_regular_expressions_find(values, known, cut):
     data = "".join(values).encode("utf-8")
     expected = find_identifiers(data.decode("latin-1"), known)
     assert find_identifiers_in_bytes(data, known) == expected
@@ -128,11 +132,40 @@ def test_the_fast_scans_find_exactly_what_the_plain_regular_expressions_find(val
         assert find_identifiers_in_bytes(data, known) == expected
     assert scan_strings(values, known) == _reference_scan_strings(values, known)
     assert scan_strings(pa.array(values, type=pa.large_string()), known) == _reference_scan_strings(values, known)
+    # in chunks that are slices of one array (as Parquet batches come), with 32-bit offsets too
+    for kind in (pa.string(), pa.large_string()):
+        whole = pa.array([*values, None], type=kind)
+        chunked = pa.chunked_array([whole.slice(0, cut), whole.slice(cut)], type=kind)
+        tokens = (known.lengths, known.digits_only) if known is not None else (frozenset(), False)
+        by_regex = pc.match_substring_regex(chunked, privacy._arrow_prefilter(*tokens)).fill_null(False)
+        for dense_runs in (privacy._DENSE_RUNS, 0):  # 0: the byte pass however many runs there are
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setattr(privacy, "_DENSE_RUNS", dense_runs)
+                assert scan_strings(chunked, known) == _reference_scan_strings([*values, None], known)
+                assert privacy._candidate_positions(chunked, *tokens).tolist() == np.flatnonzero(by_regex).tolist()
     with pytest.MonkeyPatch.context() as patch:  # every array through its distinct values, nulls too
         patch.setattr(privacy, "FEW_DISTINCT_MIN_ROWS", 1)
         with_null = [*values, None]
         assert (scan_strings(pa.array(with_null, type=pa.large_string()), known)
                 == _reference_scan_strings(with_null, known))
+
+
+def test_digit_runs_that_follow_each_other_closely_across_values_are_each_found(monkeypatch):
+    monkeypatch.setattr(privacy, "_DENSE_RUNS", 0)  # the byte pass, not RE2 on every value
+    known = extract_identifiers(["12345"])
+    values = ["x 12345", " 12345", "12345", "y12345", "a.12345"]
+    assert scan_strings(pa.array(values), known) == [(0, EXTRACT_PNR), (1, EXTRACT_PNR), (2, EXTRACT_PNR),
+                                                     (4, EXTRACT_PNR)]
+
+
+def test_a_missing_value_is_no_hit_even_with_a_number_behind_its_slot():
+    # Arrow lets a null slot span bytes; what they hold is not a value of the column
+    text = f"abc{SYNTHETIC_CPR}x{SYNTHETIC_CPR}".encode()
+    offsets = np.array([0, 3, 13, 14, 24], dtype="int32")
+    validity = pa.array([True, False, True, True]).buffers()[1]
+    array = pa.Array.from_buffers(pa.string(), 4, [validity, pa.py_buffer(offsets.tobytes()), pa.py_buffer(text)])
+    assert array.to_pylist() == ["abc", None, "x", SYNTHETIC_CPR]
+    assert scan_strings(array) == [(3, CPR_SHAPED)]
 
 
 def test_a_long_column_of_few_codes_is_scanned_through_its_distinct_values(monkeypatch):
@@ -247,6 +280,27 @@ def test_a_cpr_number_stored_as_an_integer_in_parquet_is_found_at_its_row(tmp_pa
     hits = identifier_scan.scan_file(tmp_path / "numbers.parquet", None)
     assert [h["where"] for h in hits if h["where"].startswith("column")] == [
         "column amount, row 3", "column code, row 1500000"]
+
+
+def test_parquet_text_columns_are_scanned_whatever_their_arrow_type_and_floats_are_not_read(tmp_path, monkeypatch):
+    frame = pd.DataFrame({"share": np.linspace(0, 1, 6), "band": pd.Categorical(["a", "b"] * 3),
+                          "note": ["x"] * 6, "year": np.arange(2015, 2021, dtype="int16")})
+    frame.loc[4, "band"] = "a"
+    frame["band"] = frame["band"].cat.add_categories([SYNTHETIC_CPR])
+    frame.loc[5, "band"] = SYNTHETIC_CPR
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    table = table.set_column(2, "note", table.column("note").cast(pa.large_string()))
+    assert pa.types.is_dictionary(table.schema.field("band").type)
+    pq.write_table(table, tmp_path / "mixed.parquet")
+    read = []
+    iter_batches = pq.ParquetFile.iter_batches
+    monkeypatch.setattr(pq.ParquetFile, "iter_batches",
+                        lambda self, *a, **k: (read.extend(b.schema.names) or b for b in iter_batches(self, *a, **k)))
+    assert [(name, first) for name, first, _ in io.parquet_value_batches(tmp_path / "mixed.parquet")] == [
+        ("band", 0), ("note", 0), ("year", 0)]
+    assert read == ["band", "note", "year"]
+    hits = identifier_scan.scan_file(tmp_path / "mixed.parquet", None)
+    assert [h["where"] for h in hits if h["where"].startswith("column")] == ["column band, row 5"]
 
 
 def test_the_walker_reports_no_hit_value_only_where_it_is(written_outputs):

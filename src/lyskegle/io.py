@@ -612,11 +612,15 @@ def parquet_value_batches(path: str | Path, batch_rows: int = 1 << 20) -> Iterat
     """``(column, first row, values)`` for every text and integer column of a Parquet file, in batches.
 
     Text values come as an Arrow string array (dictionary-encoded text decoded); integer values as
-    an int64 NumPy array with missing values as 0. Other column types are not yielded.
+    an int64 NumPy array with missing values as 0. Other column types are not yielded, nor read:
+    the features table is mostly floats.
     """
     parquet = pq.ParquetFile(path)
+    wanted = [field.name for field in parquet.schema_arrow if _is_text_or_integer(field.type)]
+    if not wanted:
+        return
     first_row = 0
-    for batch in parquet.iter_batches(batch_size=batch_rows):
+    for batch in parquet.iter_batches(batch_size=batch_rows, columns=wanted):
         for name, column in zip(batch.schema.names, batch.columns):
             kind = column.type
             if pa.types.is_dictionary(kind):
@@ -626,6 +630,12 @@ def parquet_value_batches(path: str | Path, batch_rows: int = 1 << 20) -> Iterat
             elif pa.types.is_integer(kind):
                 yield name, first_row, column.fill_null(0).to_numpy(zero_copy_only=False).astype("int64")
         first_row += batch.num_rows
+
+
+def _is_text_or_integer(kind: pa.DataType) -> bool:
+    if pa.types.is_dictionary(kind):
+        kind = kind.value_type
+    return pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_integer(kind)
 
 
 # --- Report tables and pages -------------------------------------------------------------------------
