@@ -485,6 +485,40 @@ def test_the_verdict_is_the_same_whether_the_audits_parts_run_side_by_side_or_on
     assert {name: (stage_files / "reports" / name).read_bytes() for name in reports} == reports
 
 
+def test_with_a_scan_cache_the_files_there_before_are_scanned_beside_the_rest_and_the_verdict_is_the_same(
+        stage_files, monkeypatch, caplog):
+    from lyskegle import identifier_scan
+    from lyskegle.pseudonym import DEVELOPMENT_KEY
+
+    io.write_parquet(predictions([("1", 100, 40, 20), ("2", 100, 0, 20)]), stage_files / "models" / "test_predictions.parquet")
+    (stage_files / "reports" / "leak.txt").write_text("id 6101701234\n", encoding="utf-8")
+    # the extract's identifiers as ingest records them, with the development key of a synthetic extract
+    (stage_files / "params.yaml").write_text((stage_files / "params.yaml").read_text() + "ingest:\n  allow_development_key: true\n")
+    io.write_json({"synthetic": True}, stage_files / "synthetic" / io.EXTRACT_MARKER)
+    recorded = stage_files / "extract_identifiers.parquet"
+    known = identifier_scan.extract_pnr_values(stage_files / "synthetic", DEVELOPMENT_KEY)
+    io.write_arrow_parquet(identifier_scan.recorded_identifiers(known), recorded)
+    monkeypatch.delenv("LYSKEGLE_PSEUDONYM_KEY", raising=False)
+    monkeypatch.delenv("LYSKEGLE_PSEUDONYM_KEY_FILE", raising=False)
+    argv = [*_argv(stage_files), "--extract-identifiers", str(recorded)]
+    assert _audit_stage().main(argv) == 1
+    plain = io.read_json(stage_files / "reports" / "audit.json")
+
+    warmed = []
+    warm = identifier_scan.warm_scan_cache
+    monkeypatch.setattr(identifier_scan, "warm_scan_cache", lambda *a, **k: warmed.append(1) or warm(*a, **k))
+    with caplog.at_level("INFO"):
+        assert _audit_stage().main([*argv, "--scan-cache", str(stage_files / ".scan-cache")]) == 1
+    result = io.read_json(stage_files / "reports" / "audit.json")
+    scan = result["checks"]["identifier_scan"]
+    # all but the two files the stage wrote meanwhile (fairness.csv, origin_comparison.json)
+    assert warmed == [1] and scan["files_from_cache"] == scan["files"] - 2 == 5
+    assert f"scan cache: {scan['files'] - 2} file(s) scanned beside the audit" in caplog.text
+    assert any("leak.txt holds extract pnr" in r and "byte 3" in r for r in result["reasons"])
+    assert result == {**plain, "checks": {**plain["checks"], "identifier_scan": {**plain["checks"]["identifier_scan"],
+                                                                                 "files_from_cache": 5}}}
+
+
 def test_the_stage_passes_a_fair_model_and_compares_with_origin(stage_files):
     frame = predictions([("1", 100, 20, 20), ("2", 100, 20, 20)])
     io.write_parquet(frame, stage_files / "models" / "test_predictions.parquet")

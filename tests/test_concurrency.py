@@ -78,6 +78,27 @@ def test_an_error_comes_where_its_item_would_have_and_later_items_are_not_yielde
     assert out == [0, 1, 2]
 
 
+@pytest.mark.parametrize("ahead", [0, 8])
+def test_finished_items_wait_for_a_slow_earlier_one_only_as_far_as_ahead_allows(ahead):
+    started, finished, lock = {}, {}, threading.Lock()
+    running = _InFlight()
+
+    def function(item: int) -> int:
+        with lock:
+            started[item] = time.monotonic()
+        running(0)
+        time.sleep(0.6 if item == 1 else 0.02)  # item 1 is a large file, the rest small ones
+        with lock:
+            finished[item] = time.monotonic()
+        return item
+
+    out = list(map_in_order(function, list(range(8)), threads=2, available_memory=lambda: 100 * GB, ahead=ahead))
+    assert out == list(range(8)) and running.most <= 2
+    behind = [item for item in range(2, 8) if started[item] < finished[1]]
+    # with room ahead the second thread goes through every small item while the large one runs
+    assert behind == ([2] if ahead == 0 else list(range(2, 8)))
+
+
 def test_sizes_must_match_the_items():
     with pytest.raises(ValueError, match="2 sizes for 3 dates"):
         list(map_in_order(lambda item: item, [1, 2, 3], threads=2, sizes=[1, 2], what="dates"))

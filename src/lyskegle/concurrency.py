@@ -137,15 +137,18 @@ def map_in_order(
     sizes: Sequence[float] | None = None,
     available_memory: Callable[[], int] = free_memory,
     what: str = "items",
+    ahead: int = 0,
 ) -> Iterator[R]:
     """``function(item)`` for each of ``items``, yielded in order, up to ``threads`` at a time.
 
     The first item runs alone while its peak memory is measured (:class:`PeakMemory`). The others
     then run as many at a time as :func:`concurrent_items` allows: with ``sizes`` (one per item,
     e.g. persons per date), the first item's peak is scaled to the largest of the rest. At most that
-    many items are in flight beside the one the caller holds. ``function`` must not modify what
-    the items share. An error is raised where its item would have come; the items not yet started
-    are then cancelled.
+    many items are in flight beside the one the caller holds, and up to ``ahead`` finished ones may
+    wait for an earlier item that still runs: by default none, as a finished item's result (a
+    date's rows) may be large; where results are small and items' times differ (files of many
+    sizes) more keep every thread busy. ``function`` must not modify what the items share. An error
+    is raised where its item would have come; the items not yet started are then cancelled.
 
     Running the first item alone also warms what the items share: pandas builds an index's hash
     table at its first lookup, and two threads doing that at once can see it half built
@@ -174,16 +177,17 @@ def map_in_order(
         for item in rest:
             yield function(item)
         return
+    # the pool runs at_a_time items; up to `ahead` more wait in its queue, and run as threads free up
     pool = ThreadPoolExecutor(max_workers=at_a_time, thread_name_prefix="lyskegle-by-date")
-    pending: deque[Future] = deque()
+    pending: deque[Future] = deque()  # submitted and not yet yielded, in order
     try:
         for item in rest:
             pending.append(pool.submit(function, item))
-            if len(pending) == at_a_time:
+            if len(pending) == at_a_time + ahead:
                 break
         while pending:
             done = pending.popleft().result()
-            for item in rest:  # one started for the one that finished
+            for item in rest:  # one submitted for the one that finished
                 pending.append(pool.submit(function, item))
                 break
             yield done

@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import sys
+import threading
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -206,10 +207,8 @@ class ScanCache:
         self._context = context.digest()
 
     def key(self, path: Path) -> str:
-        with path.open("rb") as handle:
-            content = hashlib.file_digest(handle, lambda: hashlib.blake2b(digest_size=32))
         # the suffix too: it decides how the bytes are read (.gz decompressed, .parquet decoded)
-        return hashlib.blake2b(self._context + content.digest() + path.suffix.encode(), digest_size=32).hexdigest()
+        return hashlib.blake2b(self._context + content_digest(path) + path.suffix.encode(), digest_size=32).hexdigest()
 
     def get(self, key: str) -> list[dict] | None:
         try:
@@ -226,6 +225,29 @@ class ScanCache:
 
     def _entry(self, key: str) -> Path:
         return self.folder / key[:2] / f"{key}.json"
+
+
+#: content digests this process took, by the file's identity and state (see content_digest)
+_DIGESTS: dict[tuple, bytes] = {}
+_DIGESTS_LOCK = threading.Lock()
+
+
+def content_digest(path: Path) -> bytes:
+    """The BLAKE2b digest of a file's bytes. Taken once per process for a file whose inode, size,
+    modification and change times stay the same: a stage that warms its scan cache early
+    (:func:`warm_scan_cache`) does not read each unchanged file again for its closing scan. Any
+    write changes the change time, which no program can set back."""
+    state = path.stat()
+    identity = (str(path.resolve()), state.st_dev, state.st_ino, state.st_size, state.st_mtime_ns, state.st_ctime_ns)
+    with _DIGESTS_LOCK:
+        known = _DIGESTS.get(identity)
+    if known is not None:
+        return known
+    with path.open("rb") as handle:
+        digest = hashlib.file_digest(handle, lambda: hashlib.blake2b(digest_size=32)).digest()
+    with _DIGESTS_LOCK:
+        _DIGESTS[identity] = digest
+    return digest
 
 
 def byte_location(offset: int) -> str:
@@ -253,25 +275,7 @@ def scan_outputs(roots: list[Path], exclude: list[Path], known: privacy.ExtractI
     most. The record is the same in any case.
     """
     paths = list(files_to_scan([r for r in roots if r.exists()], exclude))
-    content: dict[Path, list[dict] | None] = {}  # None: not in the cache (or no cache)
-    keys: dict[Path, str] = {}
-    for path in paths:
-        try:
-            if cache is not None:
-                keys[path] = cache.key(path)
-            content[path] = cache.get(keys[path]) if cache is not None else None
-        except FileNotFoundError:
-            continue  # a temporary file that another writer renamed away meanwhile
-    from_cache = sum(found is not None for found in content.values())
-    sizes = {path: _size(path) for path, found in content.items() if found is None}
-    to_scan = sorted(sizes, key=lambda path: -sizes[path])
-    scans = map_in_order(functools.partial(_content_hits_if_there, known=known), to_scan, threads,
-                         sizes=[sizes[path] for path in to_scan], what="files scanned")
-    for path, found in zip(to_scan, tqdm(scans, total=len(to_scan), desc="identifier scan", unit="file", file=sys.stderr)):
-        content[path] = found
-        if found is not None and path in keys:
-            cache.put(keys[path], found)
-
+    content, from_cache = _contents(paths, known, cache, threads)
     by_file, files, scanned_bytes = [], 0, 0
     for path in paths:
         if content.get(path) is None:
@@ -292,6 +296,53 @@ def scan_outputs(roots: list[Path], exclude: list[Path], known: privacy.ExtractI
         "megabytes": scanned_megabytes(scanned_bytes),
         "extract_pnr_values": known.size if known else 0, "files_with_hits": by_file, "passed": not by_file,
     }
+
+
+def warm_scan_cache(roots: list[Path], exclude: list[Path], known: privacy.ExtractIdentifiers,
+                    cache: ScanCache, threads: int = 2) -> int:
+    """Scan into ``cache`` the files under the roots it does not hold yet, and keep no record.
+
+    What the audit runs beside its other work: its closing scan (:func:`privacy_checks` with the
+    same cache folder and identifiers) then reads only the files written meanwhile, and takes the
+    findings of the others from the cache, as it would from an earlier stage's scan. Returns how
+    many files were scanned."""
+    paths = list(files_to_scan([r for r in roots if r.exists()], exclude))
+    content, from_cache = _contents(paths, known, cache, threads)
+    return len(content) - from_cache
+
+
+def _contents(paths: list[Path], known: privacy.ExtractIdentifiers | None, cache: ScanCache | None,
+              threads: int) -> tuple[dict[Path, list[dict] | None], int]:
+    """Each file's content hits (None for a file gone meanwhile), from the cache where it holds
+    them, else scanned (largest first, see :func:`scan_outputs`) and put into it; and how many
+    came from the cache."""
+    content: dict[Path, list[dict] | None] = {}  # None: not in the cache (or no cache)
+    keys: dict[Path, str] = {}
+    if cache is None:
+        content = dict.fromkeys(paths)
+    else:  # digests on both cores: hashlib hashes outside Python's lock
+        with ThreadPoolExecutor(max_workers=max(threads, 1), thread_name_prefix="lyskegle-digest") as pool:
+            for path, key in zip(paths, pool.map(functools.partial(_key_if_there, cache), paths)):
+                if key is not None:  # else a temporary file that another writer renamed away meanwhile
+                    keys[path], content[path] = key, cache.get(key)
+    from_cache = sum(found is not None for found in content.values())
+    sizes = {path: _size(path) for path, found in content.items() if found is None}
+    to_scan = sorted(sizes, key=lambda path: -sizes[path])
+    # a file's findings are small: finished files may wait for a large one still read (ahead)
+    scans = map_in_order(functools.partial(_content_hits_if_there, known=known), to_scan, threads,
+                         sizes=[sizes[path] for path in to_scan], what="files scanned", ahead=len(to_scan))
+    for path, found in zip(to_scan, tqdm(scans, total=len(to_scan), desc="identifier scan", unit="file", file=sys.stderr)):
+        content[path] = found
+        if found is not None and path in keys:
+            cache.put(keys[path], found)
+    return content, from_cache
+
+
+def _key_if_there(cache: ScanCache, path: Path) -> str | None:
+    try:
+        return cache.key(path)
+    except FileNotFoundError:
+        return None
 
 
 def _content_hits_if_there(path: Path, known: privacy.ExtractIdentifiers | None) -> list[dict] | None:

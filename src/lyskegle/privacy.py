@@ -227,6 +227,12 @@ def scan_blocks(blocks: Iterable[bytes], known: ExtractIdentifiers | None = None
 _RUN_CHARACTERS = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz-"
 _RUN_TABLE = bytes(0x61 if byte in _RUN_CHARACTERS else 0x20 for byte in range(256))
 _CPR_LENGTH = 10
+#: a CPR number's first six digits (DDMMYY) stand together, with or without the dash after them
+_CPR_DIGIT_RUN = 6
+_DIGIT_TABLE = bytes(0x61 if 0x30 <= byte <= 0x39 else 0x20 for byte in range(256))
+#: how far a hit reaches past its first run of digits: "-SSSS" of a DDMMYY-SSSS, and the character
+#: after it that its pattern looks at
+_AFTER_DIGIT_RUN = 6
 _WINDOW_GAP = 256  # runs closer than this are scanned as one window
 _DENSE_BYTES = 4096  # more than one run per this many bytes: scan the text whole
 
@@ -235,12 +241,19 @@ def find_identifiers_in_bytes(data: bytes, known: ExtractIdentifiers | None = No
     """:func:`find_identifiers` on ``data`` read as Latin-1, in a fraction of the time.
 
     The regular expressions run only on windows around runs of identifier characters long enough
-    to hold an identifier, with one character of context on either side. In compressed bytes such
-    runs are rare, so most of a Parquet file never reaches a regular expression. Text dense with
-    such runs (a CSV of ids) is scanned whole: windows would cover it anyway, one by one.
+    to hold an identifier, with one character of context on either side. Where every hit starts
+    with a run of digits (a CPR number, a PNR of an all-digit extract) the runs are of digits, and a
+    window reaches far enough past one for a dash, four digits and the character after them. In
+    compressed bytes such runs are rare (runs of six digits almost never occur), so most of a
+    Parquet file never reaches a regular expression. Text dense with such runs (a CSV of ids) is
+    scanned whole: windows would cover it anyway, one by one.
     """
-    shortest = min([_CPR_LENGTH, *(known.lengths if known is not None and known.digests else ())])
-    mask = data.translate(_RUN_TABLE)
+    lengths = known.lengths if known is not None and known.digests else frozenset()
+    if not lengths or known.digits_only:
+        table, shortest, after = _DIGIT_TABLE, min([_CPR_DIGIT_RUN, *lengths]), _AFTER_DIGIT_RUN
+    else:
+        table, shortest, after = _RUN_TABLE, min([_CPR_LENGTH, *lengths]), 1
+    mask = data.translate(table)
     needle = b"a" * shortest
     if mask.count(needle) * _DENSE_BYTES > len(data):
         return find_identifiers(data.decode("latin-1"), known)
@@ -249,7 +262,7 @@ def find_identifiers_in_bytes(data: bytes, known: ExtractIdentifiers | None = No
     while position >= 0:  # the start of a run: each search resumes after the run before
         end = mask.find(b" ", position)
         end = len(mask) if end < 0 else end
-        first, stop = max(position - 1, 0), min(end + 1, len(mask))
+        first, stop = max(position - 1, 0), min(end + after, len(mask))
         if windows and first <= windows[-1][1] + _WINDOW_GAP:
             windows[-1][1] = stop
         else:
@@ -282,7 +295,8 @@ def scan_strings(values: Sequence[str | None] | pa.Array | pa.ChunkedArray,
 def _scan_each(values: pa.Array | pa.ChunkedArray, known: ExtractIdentifiers | None) -> list[tuple[int, str]]:
     """:func:`scan_strings` value by value (after the prefilter)."""
     tokens = (known.lengths, known.digits_only) if known is not None and known.digests else (frozenset(), False)
-    positions = _candidate_positions(values, *tokens)
+    maybe = pc.match_substring_regex(values, _arrow_prefilter(*tokens)).fill_null(False)
+    positions = np.flatnonzero(maybe.to_numpy(zero_copy_only=False))
     if not len(positions):
         return []
     candidates = values.take(positions)
@@ -298,75 +312,6 @@ def _scan_each(values: pa.Array | pa.ChunkedArray, known: ExtractIdentifiers | N
     which = pc.index_in(candidates, value_set=hit_values)
     return [(int(positions[i]), hit_kinds[which[i].as_py()])
             for i in np.flatnonzero(which.is_valid().to_numpy(zero_copy_only=False))]
-
-
-def _candidate_positions(values: pa.Array | pa.ChunkedArray, lengths: frozenset[int],
-                         digits_only: bool) -> np.ndarray:
-    """Positions of the values that :func:`find_identifiers` could have a hit in (never fewer): those
-    Arrow's RE2 matches with :func:`_arrow_prefilter`.
-
-    Where every hit starts with a run of ASCII digits (a CPR number, or a PNR of an all-digit
-    extract) and a chunk's text is ASCII, RE2 looks only at the values holding such a run at their
-    start or after a character that is no letter or digit (:func:`_digit_run_rows`). Pseudonyms,
-    codes and letter-led ids hold none, and a pass over their bytes takes two thirds of the time of
-    RE2 on every value (0.09 against 0.13 s per million pseudonyms here)."""
-    chunks = values.chunks if isinstance(values, pa.ChunkedArray) else [values]
-    shortest = min([_CPR_DIGIT_RUN, *lengths]) if digits_only or not lengths else None
-    pattern = _arrow_prefilter(lengths, digits_only)
-    found, start = [], 0
-    for chunk in chunks:
-        rows = _digit_run_rows(chunk, shortest) if shortest is not None else None
-        if rows is None:
-            maybe = pc.match_substring_regex(chunk, pattern).fill_null(False)
-            rows = np.flatnonzero(maybe.to_numpy(zero_copy_only=False))
-        elif len(rows):
-            maybe = pc.match_substring_regex(chunk.take(rows), pattern).fill_null(False)
-            rows = rows[maybe.to_numpy(zero_copy_only=False)]
-        found.append(rows + start)
-        start += len(chunk)
-    return np.concatenate(found) if found else np.zeros(0, dtype="int64")
-
-
-#: a CPR number's first six digits (DDMMYY) stand together, with or without the dash after them
-_CPR_DIGIT_RUN = 6
-#: ASCII digits as "a", letters as "b", every other byte a space
-_DIGIT_LETTER_TABLE = bytes(0x61 if bytes([byte]).isdigit() else 0x62 if bytes([byte]).isalpha() else 0x20
-                            for byte in range(256))  # bytes' isdigit and isalpha are ASCII only
-#: more digit runs than one per this many values: RE2 on every value is as quick as the byte pass
-_DENSE_RUNS = 16
-
-
-def _digit_run_rows(chunk: pa.Array, shortest: int) -> np.ndarray | None:
-    """Positions of the values of a text array (missing ones too) that hold ``shortest`` or more ASCII
-    digits in a row at their start or after a character that is no ASCII letter or digit (where
-    every hit of :func:`find_identifiers` starts), found in the values' joined bytes. None when
-    the text is not all ASCII (Python's ``\\d`` matches other digits too) or such runs are many."""
-    if not (pa.types.is_string(chunk.type) or pa.types.is_large_string(chunk.type)):
-        return None
-    offsets_type = "int64" if pa.types.is_large_string(chunk.type) else "int32"
-    _, offsets_buffer, data_buffer = chunk.buffers()
-    offsets = np.frombuffer(offsets_buffer, dtype=offsets_type)[chunk.offset:chunk.offset + len(chunk) + 1]
-    data = (data_buffer.slice(int(offsets[0]), int(offsets[-1] - offsets[0])).to_pybytes()
-            if data_buffer is not None and len(chunk) else b"")
-    if not data.isascii():
-        return None
-    mask, needle = data.translate(_DIGIT_LETTER_TABLE), b" " + b"a" * shortest
-    if mask.count(needle) * _DENSE_RUNS > len(chunk):
-        return None
-    after_other = []
-    position = mask.find(needle)
-    while position >= 0:
-        after_other.append(position + 1)
-        position = mask.find(needle, position + 1 + shortest)  # the next needle starts after this run
-    bounds = (offsets - offsets[0]).astype("int64")
-    at_start = np.flatnonzero(np.diff(bounds) >= shortest)
-    marks = np.frombuffer(mask, dtype=np.uint8)
-    for k in range(shortest):
-        at_start = at_start[marks[bounds[at_start] + k] == 0x61]
-    if (len(after_other) + len(at_start)) * _DENSE_RUNS > len(chunk):
-        return None  # numbers as text: RE2 on every value, not on a copy of most of them
-    rows = np.sort(np.concatenate([np.searchsorted(bounds, after_other, side="right") - 1, at_start]))
-    return rows[np.concatenate([[True], rows[1:] != rows[:-1]])] if len(rows) else rows.astype("int64")
 
 
 #: a text array at least this long is looked at for few distinct values (below it the scan is quick anyway)
