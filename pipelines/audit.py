@@ -86,15 +86,26 @@ def main(argv: list[str] | None = None) -> int:
     log.info("auditing %d test predictions of %s (list: %s)", len(predictions), args.target, params.flag)
     extract_folder = Path(extract_path) if extract_path else args.synthetic
     # The identifier scan needs the extract's PNR values: the pseudonyms ingest recorded, or else
-    # read from the extract, beside the fairness table when the memory free holds both.
+    # read from the extract, beside the audit's other work when the memory free holds it and the
+    # fairness table.
     known = stage_identifiers(args.extract_identifiers, extract_folder,
                               load_section(args.params, "ingest").allow_development_key) \
         if args.extract_identifiers else None
     side_by_side = known is None and concurrency.room_for(_fairness_and_pnr_bytes(extract_folder, len(predictions)))
     with _scan_cache_warmed(args, known, extract_folder):
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lyskegle-extract-pnr") as pool:
+        # The fairness table (one core: NumPy and pandas) runs beside the reading of the training
+        # rows and the re-fits (Arrow and OpenMP on both cores), when the memory free holds it.
+        priority = audit.as_priority_list(predictions, params.flag)
+        beside = concurrency.room_for(FAIRNESS_BYTES_PER_PREDICTION * len(predictions))
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="lyskegle-audit-side") as pool:
             known_pnr = pool.submit(extract_pnr_values, extract_folder) if side_by_side else None
-            table = audit.fairness_table(audit.as_priority_list(predictions, params.flag), rule, rng)
+            fairness = pool.submit(audit.fairness_table, priority, rule, rng) if beside else None
+            k_anonymity = _k_anonymity(predictions, min_cell, args.predictions)
+            training = _training_inputs(args)
+            overfitting = _overfitting(training, predictions, params.max_train_test_auc_gap)
+            origin = _origin_comparison(params.compare_with_origin, training, rule, args.params, len(predictions))
+            del training  # millions of feature rows at national scale; the scan below needs its own memory
+            table = fairness.result() if fairness is not None else audit.fairness_table(priority, rule, rng)
             known = known_pnr.result() if known_pnr is not None else known
         shown = audit.shown_fairness_table(table, min_cell)
         io.write_csv(shown, args.fairness)
@@ -102,18 +113,13 @@ def main(argv: list[str] | None = None) -> int:
         warnings += [f"fairness: {g} is outside the ratio bounds, but its interval reaches inside"
                      for g in checks["fairness"]["uncertain"]]
 
-        checks["k_anonymity"] = _k_anonymity(predictions, min_cell, args.predictions)
-        if not checks["k_anonymity"]["passed"]:
+        checks["k_anonymity"] = k_anonymity
+        if not k_anonymity["passed"]:
             warnings.append(
-                f"k-anonymity: {args.predictions} has {checks['k_anonymity']['classes_below_k']} combination(s) of "
+                f"k-anonymity: {args.predictions} has {k_anonymity['classes_below_k']} combination(s) of "
                 f"the audit columns with fewer than {min_cell} persons (a DVC-internal file, so a warning)"
             )
-
-        training = _training_inputs(args)
-        checks["overfitting"], reasons["overfitting"] = _overfitting(training, predictions,
-                                                                     params.max_train_test_auc_gap)
-        origin = _origin_comparison(params.compare_with_origin, training, rule, args.params, len(predictions))
-        del training  # millions of feature rows at national scale; the scan below needs its own memory
+        checks["overfitting"], reasons["overfitting"] = overfitting
         io.write_json(origin, args.origin_comparison)
         checks["origin_comparison"] = {"ran": origin["ran"], "file": str(args.origin_comparison)}
         if params.compare_with_origin and not origin["ran"]:
