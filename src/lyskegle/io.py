@@ -616,26 +616,29 @@ def parquet_value_batches(path: str | Path, batch_rows: int = 1 << 20) -> Iterat
     the features table is mostly floats.
     """
     parquet = pq.ParquetFile(path)
-    wanted = [field.name for field in parquet.schema_arrow if _is_text_or_integer(field.type)]
+    wanted = [field.name for field in parquet.schema_arrow
+              if _is_text(_value_type(field.type)) or pa.types.is_integer(_value_type(field.type))]
     if not wanted:
         return
     first_row = 0
     for batch in parquet.iter_batches(batch_size=batch_rows, columns=wanted):
         for name, column in zip(batch.schema.names, batch.columns):
-            kind = column.type
-            if pa.types.is_dictionary(kind):
-                column, kind = column.dictionary_decode(), kind.value_type
-            if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+            if pa.types.is_dictionary(column.type):
+                column = column.dictionary_decode()
+            if _is_text(column.type):
                 yield name, first_row, column
-            elif pa.types.is_integer(kind):
+            else:  # an integer column: only those and text are read
                 yield name, first_row, column.fill_null(0).to_numpy(zero_copy_only=False).astype("int64")
         first_row += batch.num_rows
 
 
-def _is_text_or_integer(kind: pa.DataType) -> bool:
-    if pa.types.is_dictionary(kind):
-        kind = kind.value_type
-    return pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_integer(kind)
+def _value_type(kind: pa.DataType) -> pa.DataType:
+    """A dictionary type's value type; any other type itself."""
+    return kind.value_type if pa.types.is_dictionary(kind) else kind
+
+
+def _is_text(kind: pa.DataType) -> bool:
+    return pa.types.is_string(kind) or pa.types.is_large_string(kind)
 
 
 # --- Report tables and pages -------------------------------------------------------------------------
