@@ -238,7 +238,8 @@ def content_digest(path: Path) -> bytes:
     (:func:`warm_scan_cache`) does not read each unchanged file again for its closing scan. Any
     write changes the change time, which no program can set back."""
     state = path.stat()
-    identity = (str(path.resolve()), state.st_dev, state.st_ino, state.st_size, state.st_mtime_ns, state.st_ctime_ns)
+    # device and inode name the file (resolving its path would add system calls and name no more)
+    identity = (state.st_dev, state.st_ino, state.st_size, state.st_mtime_ns, state.st_ctime_ns)
     with _DIGESTS_LOCK:
         known = _DIGESTS.get(identity)
     if known is not None:
