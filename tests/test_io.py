@@ -1,3 +1,5 @@
+import threading
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -167,3 +169,40 @@ def test_a_ragged_row_is_an_error_when_only_some_columns_are_read(tmp_path):
     path.write_text("PNR;PERINDKIALT_13\n1;100\n2\n")
     with pytest.raises(io.ExtractError, match=r"ind2020.csv: row 2 .* 1 fields but the header has 2"):
         io.read_raw_register(path, arrow=True, wanted={"PNR"}.__contains__)
+
+
+@pytest.mark.parametrize("ahead", [1, 3])
+def test_read_ahead_produces_at_most_ahead_items_past_the_one_consumed_and_keeps_their_order(ahead):
+    produced = []
+    gate = threading.Event()
+
+    def items():
+        for i in range(8):
+            produced.append(i)
+            yield i
+
+    consumed = []
+    for item in io.read_ahead(items(), ahead=ahead):
+        consumed.append(item)
+        if item == 2:
+            gate.wait(0.2)  # the producer has time to run as far ahead as it may
+            assert max(produced) == 2 + ahead
+    assert consumed == list(range(8))
+
+
+def test_read_ahead_raises_a_failure_where_its_item_would_have_come():
+    def items():
+        yield 1
+        yield 2
+        raise RuntimeError("the third item could not be produced")
+
+    seen = []
+    with pytest.raises(RuntimeError, match="third item"):
+        for item in io.read_ahead(items(), ahead=3):
+            seen.append(item)
+    assert seen == [1, 2]
+
+
+def test_read_ahead_needs_at_least_one_item_ahead():
+    with pytest.raises(ValueError, match="at least 1"):
+        list(io.read_ahead(iter([1]), ahead=0))

@@ -12,6 +12,7 @@ import os
 import re
 import tempfile
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
@@ -330,20 +331,25 @@ def _pandas_to_arrow(frame: pd.DataFrame) -> pa.Table:
 T = TypeVar("T")
 
 
-def read_ahead(items: Iterable[T]) -> Iterator[T]:
-    """The items of ``items`` in order, each next one produced in a background thread meanwhile.
+def read_ahead(items: Iterable[T], ahead: int = 1) -> Iterator[T]:
+    """The items of ``items`` in order, up to ``ahead`` next ones produced in a background thread meanwhile.
 
     For readers: Arrow parses CSV and decodes Parquet outside Python's lock, so reading the next
-    file (or batch) runs on the second core while the caller works on the current one. An error
-    while producing an item is raised where that item would have come.
+    file (or batch) runs on the second core while the caller works on the current one. With
+    ``ahead`` above 1 the producer goes on past an item the caller is slow with, so pieces that are
+    quick to produce but slow to consume, and the other way round, even out; each item waiting
+    holds its memory. An error while producing an item is raised where that item would have come.
     """
+    if ahead < 1:
+        raise ValueError(f"read_ahead: ahead must be at least 1, not {ahead}")
     iterator = iter(items)
     end = object()
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=_READ_AHEAD_THREAD)
     try:
-        upcoming = pool.submit(next, iterator, end)
-        while (item := upcoming.result()) is not end:
-            upcoming = pool.submit(next, iterator, end)
+        # one worker: the submitted next() calls run in order, never two at once
+        upcoming = deque(pool.submit(next, iterator, end) for _ in range(ahead))
+        while (item := upcoming.popleft().result()) is not end:
+            upcoming.append(pool.submit(next, iterator, end))
             yield item
     finally:
         # An abandoned generator can be finalised on the pool's own thread, which cannot join itself.
