@@ -1,4 +1,4 @@
-import threading
+import time
 
 import numpy as np
 import pandas as pd
@@ -174,7 +174,6 @@ def test_a_ragged_row_is_an_error_when_only_some_columns_are_read(tmp_path):
 @pytest.mark.parametrize("ahead", [1, 3])
 def test_read_ahead_produces_at_most_ahead_items_past_the_one_consumed_and_keeps_their_order(ahead):
     produced = []
-    gate = threading.Event()
 
     def items():
         for i in range(8):
@@ -185,7 +184,10 @@ def test_read_ahead_produces_at_most_ahead_items_past_the_one_consumed_and_keeps
     for item in io.read_ahead(items(), ahead=ahead):
         consumed.append(item)
         if item == 2:
-            gate.wait(0.2)  # the producer has time to run as far ahead as it may
+            deadline = time.monotonic() + 10
+            while len(produced) < 3 + ahead and time.monotonic() < deadline:
+                time.sleep(0.01)
+            time.sleep(0.1)  # time to run further ahead, were it allowed to
             assert max(produced) == 2 + ahead
     assert consumed == list(range(8))
 
