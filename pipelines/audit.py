@@ -158,7 +158,8 @@ def _scan_cache_warmed(args: argparse.Namespace, known: privacy.ExtractIdentifie
     then reads only what the audit wrote meanwhile. At the first audit after the data stages this
     is most of the stage's reading (1.6 GB at a million persons), and it overlaps the fairness
     table, the training rows and the re-fits instead of following them. Not without a cache folder,
-    nor when the extract's identifiers are read from the extract beside the fairness table."""
+    nor when the extract's identifiers are read from the extract beside the audit's other work (they
+    are what the scan looks for)."""
     if known is None or args.scan_cache is None:
         yield
         return

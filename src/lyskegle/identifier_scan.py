@@ -65,7 +65,7 @@ def _distinct_pnr_values(path: Path) -> list[pa.Array]:
         # a PNR comes back in every year's file: each file's distinct values, kept as Arrow. Text
         # is de-duplicated by Arrow (pandas' unique of the same column takes four times as long);
         # a column of another type takes pandas' way to text, as ingest reads it.
-        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+        if io.is_text_type(column.type):
             distinct.append(pc.unique(pc.drop_null(column)).cast(pa.large_string()))
         else:
             distinct.append(pa.array(column.to_pandas().dropna().astype("string[pyarrow]").unique(),

@@ -622,8 +622,8 @@ def parquet_value_batches(path: str | Path, batch_rows: int = 1 << 20) -> Iterat
     the features table is mostly floats.
     """
     parquet = pq.ParquetFile(path)
-    wanted = [field.name for field in parquet.schema_arrow
-              if _is_text(_value_type(field.type)) or pa.types.is_integer(_value_type(field.type))]
+    value_types = {field.name: _value_type(field.type) for field in parquet.schema_arrow}
+    wanted = [name for name, kind in value_types.items() if is_text_type(kind) or pa.types.is_integer(kind)]
     if not wanted:
         return
     first_row = 0
@@ -631,7 +631,7 @@ def parquet_value_batches(path: str | Path, batch_rows: int = 1 << 20) -> Iterat
         for name, column in zip(batch.schema.names, batch.columns):
             if pa.types.is_dictionary(column.type):
                 column = column.dictionary_decode()
-            if _is_text(column.type):
+            if is_text_type(column.type):
                 yield name, first_row, column
             else:  # an integer column: only those and text are read
                 yield name, first_row, column.fill_null(0).to_numpy(zero_copy_only=False).astype("int64")
@@ -643,7 +643,8 @@ def _value_type(kind: pa.DataType) -> pa.DataType:
     return kind.value_type if pa.types.is_dictionary(kind) else kind
 
 
-def _is_text(kind: pa.DataType) -> bool:
+def is_text_type(kind: pa.DataType) -> bool:
+    """Whether an Arrow type is text (``string`` or ``large_string``; not dictionary-encoded text)."""
     return pa.types.is_string(kind) or pa.types.is_large_string(kind)
 
 
